@@ -1,0 +1,36 @@
+# `make run` and `make test` do all set-up on a fresh machine (README).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test lint typecheck unit bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	mkdir -p var
+	$(BIN)/ttrd check-config --config examples/ttrd.toml
+	$(BIN)/ttrd run --config examples/ttrd.toml
+
+lint: $(STAMP)
+	$(BIN)/ruff check ttrd tests bench
+	$(BIN)/ruff format --check ttrd tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict ttrd
+
+unit: $(STAMP)
+	$(BIN)/pytest -q
+
+test: lint typecheck unit
+
+bench: $(STAMP)
+	$(BIN)/python bench/import_throughput.py
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .hypothesis

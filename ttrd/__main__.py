@@ -1,0 +1,3 @@
+from ttrd.cli import main
+
+main()
