@@ -1,0 +1,106 @@
+"""The database schema: the only module that knows table and column names.
+
+Times are stored as UTC epoch seconds (float): portable between SQLite and PostgreSQL, cheap to
+compare and to index. Message facts are stored as one JSON document per message; only what queries
+select or join on gets a column of its own. Bodies are never stored; a rejected copy keeps its raw
+bytes so that an operator can see, fix and replay it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text
+from sqlmodel import Field, SQLModel
+
+SCHEMA_VERSION = 1
+
+
+class SchemaInfo(SQLModel, table=True):
+    __tablename__ = "ttrd_schema"
+    id: int = Field(default=1, primary_key=True)
+    version: int
+
+
+class MessageRow(SQLModel, table=True):
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_subject", "subject_key", "event_ts"),)
+    message_id: str = Field(primary_key=True)
+    event_ts: float
+    subject_key: str
+    threaded: bool
+    subject_link: str | None = None
+    conversation: str | None = Field(default=None, index=True)
+    automatic: str | None = None
+    facts: str = Field(sa_column=Column(Text, nullable=False))
+
+
+# Link tables are their own primary-key index on SQLite (no separate rowid b-tree): half the pages.
+_NO_ROWID = {"sqlite_with_rowid": False}
+
+
+class TokenRow(SQLModel, table=True):
+    """What links messages into conversations: ids (own or cited) and Thread-Index keys, hashed.
+
+    A 64-bit hash keeps the index small; two tokens colliding would join two conversations, with a
+    chance of about one in 10^10 for a hundred million tokens.
+    """
+
+    __tablename__ = "message_tokens"
+    __table_args__ = _NO_ROWID
+    token: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    message_id: str = Field(primary_key=True)
+
+
+class MessageIdRow(SQLModel, table=True):
+    """Every id a message is known by (Message-ID and X-Microsoft-Original-Message-ID)."""
+
+    __tablename__ = "message_ids"
+    __table_args__ = _NO_ROWID
+    alias: str = Field(primary_key=True)
+    message_id: str
+
+
+class CopyRow(SQLModel, table=True):
+    """One observation of a message: a journal copy, a mailbox copy, an imported file."""
+
+    __tablename__ = "copies"
+    __table_args__ = _NO_ROWID
+    copy_key: str = Field(primary_key=True)
+    message_id: str
+    source: str
+    received_ts: float
+    event_ts: float
+
+
+class ItemRow(SQLModel, table=True):
+    __tablename__ = "items"
+    __table_args__ = _NO_ROWID
+    conversation: str = Field(primary_key=True)
+    context: str = Field(primary_key=True)
+    inbound_message_id: str = Field(primary_key=True)
+    customer: str | None = None
+    opened_ts: float = Field(index=True)
+    first: bool
+    status: str
+    agent: str | None = None
+    reply_message_id: str | None = None
+    replied_ts: float | None = None
+    calendar_seconds: float | None = None
+    business_seconds: float | None = None
+
+
+class RejectRow(SQLModel, table=True):
+    __tablename__ = "rejects"
+    id: int | None = Field(default=None, primary_key=True)
+    source: str
+    received_ts: float
+    origin: str
+    problem: str
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class CounterRow(SQLModel, table=True):
+    __tablename__ = "counters"
+    __table_args__ = _NO_ROWID
+    name: str = Field(primary_key=True)
+    label: str = Field(primary_key=True)
+    value: int = 0

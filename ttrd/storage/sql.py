@@ -1,0 +1,426 @@
+"""The Store on SQLAlchemy Core over the sqlmodel tables: SQLite (WAL) now, PostgreSQL by URL.
+
+Bulk statements only (executemany, `IN` lists in chunks): an import touches thousands of rows per
+batch, and one round trip per row would cost more than parsing the mail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from operator import itemgetter
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import SQLModel
+
+from ttrd.errors import SchemaError, StorageError
+from ttrd.journal.conversations import normalise_subject, tokens
+from ttrd.journal.facts import Item
+from ttrd.storage import models
+from ttrd.storage.codec import dump_facts, load_facts
+from ttrd.storage.port import CopyRecord, Reject, StoredMessage, SubjectEntry
+
+CHUNK = 500
+"""Bound parameters per `IN` list: far below every backend's limit."""
+
+MESSAGES = models.MessageRow.__table__  # type: ignore[attr-defined]
+TOKENS = models.TokenRow.__table__  # type: ignore[attr-defined]
+MESSAGE_IDS = models.MessageIdRow.__table__  # type: ignore[attr-defined]
+COPIES = models.CopyRow.__table__  # type: ignore[attr-defined]
+ITEMS = models.ItemRow.__table__  # type: ignore[attr-defined]
+REJECTS = models.RejectRow.__table__  # type: ignore[attr-defined]
+COUNTERS = models.CounterRow.__table__  # type: ignore[attr-defined]
+SCHEMA = models.SchemaInfo.__table__  # type: ignore[attr-defined]
+
+
+def _ts(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
+
+
+def _time(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+def _chunks(values: Collection[str]) -> Iterator[list[str]]:
+    ordered = sorted(values)
+    for start in range(0, len(ordered), CHUNK):
+        yield ordered[start : start + CHUNK]
+
+
+def _sqlite_pragmas(durable: bool) -> Any:
+    def apply(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL syncs the WAL at every commit: the daemon's 250 promises survival of a power cut.
+        cursor.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        # Index pages of a large import stay in memory, and the WAL is copied back into the
+        # database every 64 MB instead of every 4 MB: each copy waits for an fsync.
+        cursor.execute("PRAGMA cache_size=-65536")
+        cursor.execute("PRAGMA wal_autocheckpoint=16384")
+        cursor.close()
+
+    return apply
+
+
+class SqlStore:
+    """A Store on one database URL. `durable=True` makes every commit survive a power cut."""
+
+    def __init__(self, url: str, *, durable: bool = False) -> None:
+        self.url = url
+        try:
+            self.engine: Engine = self._connect(url, durable)
+            self._check_schema()
+        except SQLAlchemyError as error:
+            raise StorageError(
+                f"cannot open the database {self._safe_url()}: {error.__class__.__name__}: "
+                f"{getattr(error, 'orig', None) or error}"
+            ) from error
+
+    def _connect(self, url: str, durable: bool) -> Engine:
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+            directory = Path(url.removeprefix("sqlite:///")).parent
+            if not directory.is_dir():
+                raise StorageError(f"the directory of the database does not exist: {directory}")
+        engine = create_engine(url)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas(durable))
+        return engine
+
+    def _safe_url(self) -> str:
+        """The URL without its password, for messages."""
+        from sqlalchemy.engine import make_url
+
+        try:
+            return make_url(self.url).render_as_string(hide_password=True)
+        except SQLAlchemyError:
+            return "(unparsable URL)"
+
+    def _check_schema(self) -> None:
+        with self.engine.begin() as connection:
+            SQLModel.metadata.create_all(connection)
+            version = connection.execute(select(SCHEMA.c.version)).scalar()
+            if version is None:
+                connection.execute(insert(SCHEMA).values(id=1, version=models.SCHEMA_VERSION))
+            elif version > models.SCHEMA_VERSION:
+                raise SchemaError(
+                    f"the database {self._safe_url()} has schema version {version}, newer than this "
+                    f"ttrd understands ({models.SCHEMA_VERSION}); upgrade ttrd"
+                )
+
+    @contextmanager
+    def batch(self) -> Iterator[SqlBatch]:
+        try:
+            with self.engine.begin() as connection:
+                yield SqlBatch(connection)
+        except SQLAlchemyError as error:
+            raise StorageError(f"database write failed: {getattr(error, 'orig', None) or error}") from error
+
+    def _read(self, statement: Any) -> list[Any]:
+        try:
+            with self.engine.connect() as connection:
+                return list(connection.execute(statement))
+        except SQLAlchemyError as error:
+            raise StorageError(f"database read failed: {getattr(error, 'orig', None) or error}") from error
+
+    def items(self, since: datetime | None = None, until: datetime | None = None) -> Iterator[Item]:
+        conditions: list[ColumnElement[bool]] = []
+        if since is not None:
+            conditions.append(ITEMS.c.opened_ts >= since.timestamp())
+        if until is not None:
+            conditions.append(ITEMS.c.opened_ts < until.timestamp())
+        statement = (
+            select(ITEMS)
+            .where(*conditions)
+            .order_by(ITEMS.c.opened_ts, ITEMS.c.context, ITEMS.c.inbound_message_id)
+        )
+        return (_item(row) for row in self._read(statement))
+
+    def excluded_counts(self) -> dict[str, int]:
+        statement = (
+            select(MESSAGES.c.automatic, func.count())
+            .where(MESSAGES.c.automatic.is_not(None))
+            .group_by(MESSAGES.c.automatic)
+        )
+        return dict(self._read(statement))
+
+    def counters(self) -> dict[tuple[str, str], int]:
+        return {(name, label): value for name, label, value in self._read(select(COUNTERS))}
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _item(row: Any) -> Item:
+    opened = _time(row.opened_ts)
+    assert opened is not None
+    return Item(
+        conversation=row.conversation,
+        context=row.context,
+        inbound_message_id=row.inbound_message_id,
+        customer=row.customer,
+        opened_at=opened,
+        first=row.first,
+        status=row.status,
+        agent=row.agent,
+        reply_message_id=row.reply_message_id,
+        replied_at=_time(row.replied_ts),
+        calendar_seconds=row.calendar_seconds,
+        business_seconds=row.business_seconds,
+    )
+
+
+def _stored(row: Any) -> StoredMessage:
+    return StoredMessage(load_facts(row.facts), row.conversation, row.subject_link, row.automatic)
+
+
+class SqlBatch:
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def _rows(self, statement: Any) -> list[Any]:
+        return list(self.connection.execute(statement))
+
+    def _insert(self, table: Any, rows: list[dict[str, Any]]) -> None:
+        """INSERT many rows straight through the driver's executemany.
+
+        SQLAlchemy's executemany processes every parameter of every row in Python, which costs
+        more than the database does for an import; the statement is still compiled by SQLAlchemy
+        for whichever dialect this is, so no driver's parameter style is assumed.
+        """
+        if not rows:
+            return
+        compiled = insert(table).compile(dialect=self.connection.dialect, column_keys=list(rows[0]))
+        names = compiled.positiontup
+        parameters: list[Any] = rows
+        if names is not None:  # a positional parameter style, such as SQLite's "?"
+            pick = itemgetter(*names)
+            parameters = [pick(row) for row in rows] if len(names) > 1 else [(pick(row),) for row in rows]
+        cursor = self.connection.connection.cursor()
+        try:
+            cursor.executemany(str(compiled), parameters)
+        finally:
+            cursor.close()
+
+    def known_copies(self, copy_keys: Collection[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(copy_keys):
+            found.update(
+                self.connection.scalars(select(COPIES.c.copy_key).where(COPIES.c.copy_key.in_(chunk)))
+            )
+        return found
+
+    def add_copies(self, copies: Sequence[CopyRecord]) -> None:
+        self._insert(
+            COPIES,
+            [
+                {
+                    "copy_key": c.copy_key,
+                    "message_id": c.message_id,
+                    "source": c.source,
+                    "received_ts": c.received_at.timestamp(),
+                    "event_ts": c.event_time.timestamp(),
+                }
+                for c in copies
+            ],
+        )
+
+    def add_rejects(self, rejects: Sequence[Reject]) -> None:
+        self._insert(
+            REJECTS,
+            [
+                {
+                    "source": r.source,
+                    "received_ts": r.received_at.timestamp(),
+                    "origin": r.origin,
+                    "problem": r.problem,
+                    "raw": r.raw,
+                }
+                for r in rejects
+            ],
+        )
+
+    def messages_by_ids(self, ids: Collection[str]) -> list[StoredMessage]:
+        owners: set[str] = set()
+        for chunk in _chunks(ids):
+            owners.update(
+                self.connection.scalars(
+                    select(MESSAGE_IDS.c.message_id).where(MESSAGE_IDS.c.alias.in_(chunk))
+                )
+            )
+        return self.messages(owners)
+
+    def messages(self, message_ids: Collection[str]) -> list[StoredMessage]:
+        return self._messages_where(MESSAGES.c.message_id, message_ids)
+
+    def _messages_where(self, column: Any, values: Collection[str]) -> list[StoredMessage]:
+        found: list[StoredMessage] = []
+        for chunk in _chunks(values):
+            found.extend(_stored(row) for row in self._rows(select(MESSAGES).where(column.in_(chunk))))
+        return found
+
+    def conversations_with_tokens(self, tokens: Collection[str]) -> set[str]:
+        found: set[str] = set()
+        keys = sorted({_token_key(token) for token in tokens})
+        for start in range(0, len(keys), CHUNK):
+            statement = (
+                select(MESSAGES.c.conversation)
+                .join(TOKENS, TOKENS.c.message_id == MESSAGES.c.message_id)
+                .where(TOKENS.c.token.in_(keys[start : start + CHUNK]), MESSAGES.c.conversation.is_not(None))
+                .distinct()
+            )
+            found.update(self.connection.scalars(statement))
+        return found
+
+    def subject_entries(
+        self, subject_keys: Collection[str], since: datetime, until: datetime
+    ) -> list[SubjectEntry]:
+        found: list[SubjectEntry] = []
+        columns = (
+            MESSAGES.c.message_id,
+            MESSAGES.c.event_ts,
+            MESSAGES.c.subject_key,
+            MESSAGES.c.threaded,
+            MESSAGES.c.subject_link,
+            MESSAGES.c.conversation,
+        )
+        for chunk in _chunks(subject_keys):
+            statement = select(*columns).where(
+                MESSAGES.c.subject_key.in_(chunk),
+                MESSAGES.c.event_ts >= since.timestamp(),
+                MESSAGES.c.event_ts <= until.timestamp(),
+            )
+            found.extend(
+                SubjectEntry(row[0], datetime.fromtimestamp(row[1], UTC), *row[2:])
+                for row in self._rows(statement)
+            )
+        return found
+
+    def messages_in(self, conversations: Collection[str]) -> list[StoredMessage]:
+        return self._messages_where(MESSAGES.c.conversation, conversations)
+
+    def delete_messages(self, messages: Sequence[StoredMessage]) -> None:
+        # Link rows are found from the facts, so the link tables need no index by message id.
+        for message in messages:
+            facts = message.facts
+            keys = [_token_key(t) for t in tokens(facts.ids, facts.links, facts.thread_key)]
+            self.connection.execute(delete(MESSAGES).where(MESSAGES.c.message_id == facts.message_id))
+            self.connection.execute(
+                delete(TOKENS).where(TOKENS.c.token.in_(keys), TOKENS.c.message_id == facts.message_id)
+            )
+            self.connection.execute(delete(MESSAGE_IDS).where(MESSAGE_IDS.c.alias.in_(sorted(facts.ids))))
+
+    def insert_messages(self, messages: Sequence[StoredMessage]) -> None:
+        if not messages:
+            return
+        self._insert(MESSAGES, [_message_row(message) for message in messages])
+        self._insert(
+            TOKENS,
+            [
+                {"token": key, "message_id": m.facts.message_id}
+                for m in messages
+                for key in {_token_key(t) for t in tokens(m.facts.ids, m.facts.links, m.facts.thread_key)}
+            ],
+        )
+        self._insert(
+            MESSAGE_IDS,
+            [{"alias": alias, "message_id": m.facts.message_id} for m in messages for alias in m.facts.ids],
+        )
+
+    def update_messages(self, messages: Sequence[StoredMessage]) -> None:
+        if not messages:
+            return
+        statement = (
+            update(MESSAGES)
+            .where(MESSAGES.c.message_id == bindparam("key"))
+            .values(
+                conversation=bindparam("conversation"),
+                subject_link=bindparam("link"),
+                automatic=bindparam("reason"),
+            )
+        )
+        self.connection.execute(
+            statement,
+            [
+                {
+                    "key": m.facts.message_id,
+                    "conversation": m.conversation,
+                    "link": m.subject_link,
+                    "reason": m.automatic,
+                }
+                for m in messages
+            ],
+        )
+
+    def replace_items(self, conversations: Collection[str], items: Sequence[Item]) -> list[Item]:
+        replaced: list[Item] = []
+        for chunk in _chunks(conversations):
+            where = ITEMS.c.conversation.in_(chunk)
+            replaced.extend(_item(row) for row in self._rows(select(ITEMS).where(where)))
+            self.connection.execute(delete(ITEMS).where(where))
+        if items:
+            self._insert(ITEMS, [_item_row(item) for item in items])
+        return replaced
+
+    def add_to_counters(self, counts: Mapping[tuple[str, str], int]) -> None:
+        for (name, label), value in sorted(counts.items()):
+            updated = self.connection.execute(
+                update(COUNTERS)
+                .where(COUNTERS.c.name == name, COUNTERS.c.label == label)
+                .values(value=COUNTERS.c.value + value)
+            )
+            if updated.rowcount == 0:
+                self.connection.execute(insert(COUNTERS).values(name=name, label=label, value=value))
+
+
+def _token_key(token: str) -> int:
+    """A token as a signed 64-bit integer (models.TokenRow says why)."""
+    return int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def _message_row(message: StoredMessage) -> dict[str, Any]:
+    facts = message.facts
+    return {
+        "message_id": facts.message_id,
+        "event_ts": facts.event_time.timestamp(),
+        "subject_key": normalise_subject(facts.subject),
+        "threaded": facts.threaded,
+        "subject_link": message.subject_link,
+        "conversation": message.conversation,
+        "automatic": message.automatic,
+        "facts": dump_facts(facts),
+    }
+
+
+def _item_row(item: Item) -> dict[str, Any]:
+    return {
+        "conversation": item.conversation,
+        "context": item.context,
+        "inbound_message_id": item.inbound_message_id,
+        "customer": item.customer,
+        "opened_ts": item.opened_at.timestamp(),
+        "first": item.first,
+        "status": item.status,
+        "agent": item.agent,
+        "reply_message_id": item.reply_message_id,
+        "replied_ts": _ts(item.replied_at),
+        "calendar_seconds": item.calendar_seconds,
+        "business_seconds": item.business_seconds,
+    }
