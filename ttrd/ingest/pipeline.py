@@ -235,14 +235,11 @@ class _Replay:
         read only for subjects where some unthreaded message needs a link.
         """
         new_entries = [_entry(facts) for facts in merged.messages.values()]
-        keyed = [entry for entry in new_entries if entry.subject_key]
-        if not keyed:
-            return {}, set()
-        times = [entry.event_time for entry in keyed]
+        times = [entry.event_time for entry in new_entries]
         entries = {
             entry.message_id: entry
             for entry in self.batch.subject_entries(
-                {e.subject_key for e in keyed}, min(times) - SUBJECT_WINDOW, max(times) + SUBJECT_WINDOW
+                {e.subject_key for e in new_entries}, min(times) - SUBJECT_WINDOW, max(times) + SUBJECT_WINDOW
             )
             if entry.message_id not in merged.replacing
         }
@@ -251,7 +248,7 @@ class _Replay:
         for entry in entries.values():
             by_key.setdefault(entry.subject_key, []).append(entry)
         new_times: dict[str, list[datetime]] = {}
-        for entry in keyed:
+        for entry in new_entries:
             new_times.setdefault(entry.subject_key, []).append(entry.event_time)
         for times_of_key in new_times.values():
             times_of_key.sort()

@@ -53,10 +53,10 @@ def subject_link(message: SubjectNode, candidates: Iterable[SubjectNode]) -> str
     """The message an unthreaded message joins by subject, among `candidates`, or None.
 
     It is the most recent message strictly earlier than it (at most SUBJECT_WINDOW earlier) with the
-    same non-empty normalised subject that shares an external participant; among equally recent
+    same normalised subject (an empty one too) that shares an external participant; among equally recent
     candidates, the greatest id wins so the choice does not depend on the order of `candidates`.
     """
-    if message.threaded or not message.subject_key:
+    if message.threaded:
         return None
     best: SubjectNode | None = None
     for other in candidates:

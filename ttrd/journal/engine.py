@@ -84,8 +84,13 @@ def classify(facts: MessageFacts, directory: Directory) -> Classified:
 def _reaches_outside(recipients: Iterable[str], directory: Directory) -> bool:
     """A reply goes to someone external, or to a list mailbox (whose subscribers are external)."""
     return any(
-        not directory.is_internal(address) or directory.is_list_address(address) for address in recipients
+        not directory.is_internal(address) or _is_list_mailbox(address, directory) for address in recipients
     )
+
+
+def _is_list_mailbox(address: str, directory: Directory) -> bool:
+    context = directory.resolve(address)
+    return context is not None and context.mailbox is not None and context.mailbox.kind == "list"
 
 
 def replying_agent(reply: Classified, directory: Directory) -> str | None:

@@ -64,15 +64,13 @@ class MessageFacts:
     """The List-Id value inside its angle brackets, lower-cased."""
     automatic: tuple[str, ...]
     """Reasons, found in the headers or the delivery, that this is automatic mail; sorted, unique."""
+    threaded: bool = False
+    """It has an In-Reply-To, References or Thread-Index header (with a value, parsable or not):
+    only mail without any falls back to its subject to find its conversation (SPEC §3)."""
     sent_by: frozenset[str] = frozenset()
     """Owners of Sent folders in which this message was found."""
     copy_key: str = field(default="", compare=False)
     """Fingerprint of the copy whose single-valued facts these are (ties between copies)."""
-
-    @property
-    def threaded(self) -> bool:
-        """True when the message carries threading headers; only unthreaded mail falls back to subjects."""
-        return bool(self.links) or self.thread_key is not None
 
     def merge(self, other: MessageFacts) -> MessageFacts:
         """The facts of one message seen as two copies; commutative and associative.
@@ -88,6 +86,7 @@ class MessageFacts:
             recipients=first.recipients | second.recipients,
             links=first.links | second.links,
             thread_key=first.thread_key or second.thread_key,
+            threaded=first.threaded or second.threaded,
             list_id=first.list_id or second.list_id,
             automatic=tuple(sorted(set(first.automatic) | set(second.automatic))),
             sent_by=first.sent_by | second.sent_by,

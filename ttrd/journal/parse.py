@@ -116,6 +116,7 @@ def _facts(
         thread_key=thread_key(headers.get("thread-index")),
         list_id=_list_id(headers.get("list-id")),
         automatic=tuple(sorted(automatic)),
+        threaded=any(headers.get(name) for name in ("in-reply-to", "references", "thread-index")),
         sent_by=frozenset({delivery.owner}) if delivery.owner and delivery.folder == "sent" else frozenset(),
         copy_key=key,
     )

@@ -24,6 +24,7 @@ def dump_facts(facts: MessageFacts) -> str:
         "thread_key": facts.thread_key,
         "list_id": facts.list_id,
         "automatic": list(facts.automatic),
+        "threaded": facts.threaded,
         "copy_key": facts.copy_key,
     }
     for name in _SETS:
