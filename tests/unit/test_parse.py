@@ -209,3 +209,37 @@ def test_merging_copies_is_order_independent() -> None:
     assert merged.event_time == first.event_time
     assert merged.ids == {"m@x", "o@x"}
     assert {"alice@example.com", "bob@example.com", "s@example.com"} <= merged.recipients
+
+
+def test_reduced_messages_give_the_same_facts_and_keep_no_body(shared: Path) -> None:
+    """What the SMTP sink keeps (headers and the start of the body) parses exactly like the whole."""
+    from ttrd.ingest.sources import read_messages
+    from ttrd.journal.parse import KEPT_BODY_BYTES, reduce_message
+
+    roots = [shared / "scenarios", shared / "corpus" / "automatic" / "maildir", shared / "corpus" / "journal"]
+    checked = 0
+    for message, _ in read_messages(roots):
+        raw = message.data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")  # as SMTP delivers it
+        reduced = reduce_message(raw)
+        try:
+            whole = parse_message(raw, delivery())
+        except ParseError:
+            assert reduced == raw[: len(reduced)]
+            continue
+        assert parse_message(reduced, delivery()) == whole, message.origin
+        assert len(reduced) <= len(raw) + 64
+        checked += 1
+    assert checked > 900
+    big = ("From: a@x.net\nMessage-ID: <big@x>\n\n" + "x" * 10**6).encode()
+    assert len(reduce_message(big)) < KEPT_BODY_BYTES + 100
+    assert parse_message(reduce_message(big), delivery()) == parse_message(big, delivery())
+
+
+def test_reduced_journal_report_keeps_the_envelope_and_drops_the_original_body() -> None:
+    from ttrd.journal.parse import reduce_message
+
+    raw = REPORT.replace("Body \xe9 in 8 bit.", "attachment " * 100_000).encode("latin-1")
+    reduced = reduce_message(raw)
+    assert len(reduced) < 20_000
+    assert b"Expanded: sales@example.com" in reduced
+    assert parse_message(reduced, delivery()) == parse_message(raw, delivery())

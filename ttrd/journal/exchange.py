@@ -19,6 +19,7 @@ import base64
 import binascii
 import quopri
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ttrd.errors import ParseError
@@ -70,6 +71,28 @@ def unwrap(headers: Headers, body: bytes) -> JournalReport:
         for address in _ADDRESS.findall(line)
     )
     return JournalReport(original, recipients, _transmitter(envelope))
+
+
+def reduced_report(headers: Headers, body: bytes, reduce: Callable[[bytes], bytes]) -> bytes | None:
+    """The body of a report with only what `unwrap` reads: text parts whole, the original `reduce`d.
+
+    None when it has no parts to keep (the caller then keeps the start of the body as it is).
+    """
+    boundary = _boundary(headers.get("content-type") or "")
+    if boundary is None:
+        return None
+    delimiter = b"--" + boundary.encode()
+    kept: list[bytes] = []
+    for part in _parts(body, boundary):
+        part_head, content = split_message(part)
+        content_type = (Headers.parse(part_head).get("content-type") or "text/plain").lower()
+        if content_type.startswith("message/rfc822"):
+            kept.append(part_head + b"\r\n\r\n" + reduce(content))
+        elif content_type.startswith("text/plain"):
+            kept.append(part)
+    if not kept:
+        return None
+    return b"".join(delimiter + b"\r\n" + part + b"\r\n" for part in kept) + delimiter + b"--\r\n"
 
 
 def _transmitter(envelope: dict[str, list[str]]) -> str | None:

@@ -30,6 +30,11 @@ CLOCK_SKEW = timedelta(hours=1)
 """A message time further than this after its receipt is a sender's wrong clock (SPEC §2)."""
 
 SYNTHETIC_BODY_BYTES = 4096
+KEPT_BODY_BYTES = 2 * SYNTHETIC_BODY_BYTES
+"""What `reduce_message` keeps of a body: all that the synthetic id reads before line ends are
+normalised (CR LF pairs can double the bytes of 4 KiB of text)."""
+UNPARSED_KEPT_BYTES = 64 * 1024
+"""What is kept of a message whose header block cannot be found, so an operator can look at it."""
 THREAD_KEY_BYTES = 22
 """An Outlook Thread-Index starts with a 6-byte time and a 16-byte conversation GUID."""
 
@@ -60,6 +65,28 @@ def parse_message(raw: bytes, delivery: Delivery) -> MessageFacts:
         journaled=journaled,
         key=copy_key(raw, delivery),
     )
+
+
+def reduce_message(raw: bytes) -> bytes:
+    """The part of a message that ttrd keeps: `parse_message` gives the same facts from it.
+
+    That is the header block and the start of the body; for an Exchange journal report, its
+    envelope part and its reduced original. ttrd needs headers, not bodies (privacy), and a
+    journaling sink must not hold every attachment of the company's mail.
+    """
+    block, body = split_message(raw)
+    if not block:
+        return raw[:UNPARSED_KEPT_BYTES]
+    if not body:
+        return raw  # all of it is the header block
+    newline = b"\r\n" if b"\r\n" in block[:1000] else b"\n"
+    if b"x-ms-journal-report" in block.lower():
+        headers = Headers.parse(block)
+        if exchange.is_journal_report(headers):
+            report = exchange.reduced_report(headers, body, reduce_message)
+            if report is not None:
+                return block + newline + newline + report
+    return block + newline + newline + body[:KEPT_BODY_BYTES]
 
 
 def copy_key(raw: bytes, delivery: Delivery) -> str:
