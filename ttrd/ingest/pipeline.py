@@ -124,7 +124,7 @@ class Pipeline:
             result.duplicates = len(parsed.copies) - len(fresh)
             if fresh:
                 _Replay(batch, self.directory, result).run(fresh)
-            batch.add_to_counters(_counters(result))
+            batch.add_to_counters(_counters(result, changed=bool(fresh)))
         return result
 
 
@@ -138,11 +138,16 @@ def _fresh(
     return list(fresh.values())
 
 
-def _counters(result: IngestResult) -> Counter[tuple[str, str]]:
+GENERATION = ("generation", "")
+"""Bumped by every batch that changed messages or items: readers cache what depends on them by it."""
+
+
+def _counters(result: IngestResult, *, changed: bool) -> Counter[tuple[str, str]]:
     counts: Counter[tuple[str, str]] = Counter(
         {
             ("parse_errors", ""): result.parse_errors,
             ("duplicate_observations", ""): result.duplicates,
+            GENERATION: int(changed),
         }
     )
     return +counts

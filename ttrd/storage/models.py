@@ -104,3 +104,20 @@ class CounterRow(SQLModel, table=True):
     name: str = Field(primary_key=True)
     label: str = Field(primary_key=True)
     value: int = 0
+
+
+class SpoolRow(SQLModel, table=True):
+    """A message the SMTP sink has taken (reduced to what ttrd keeps) and not yet ingested.
+
+    Written before the 250 is sent and removed once the pipeline has stored the message, so a crash
+    in between loses nothing: ingesting a copy twice changes nothing.
+    """
+
+    __tablename__ = "spool"
+    id: int | None = Field(default=None, primary_key=True)
+    received_ts: float
+    mail_from: str | None = None
+    rcpt_to: str = Field(sa_column=Column(Text, nullable=False))
+    """JSON list of envelope recipients, journal addresses already removed or decoded."""
+    peer: str = ""
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

@@ -122,3 +122,23 @@ class Store(Protocol):
     def counters(self) -> dict[tuple[str, str], int]: ...
 
     def close(self) -> None: ...
+
+    # --- reads for metrics ---
+
+    def items_for_metrics(
+        self, bounds: Sequence[float], open_since: datetime, contexts: Collection[str]
+    ) -> tuple[
+        dict[tuple[str, str | None, bool, str], tuple[list[int], float]],
+        dict[tuple[str, str], tuple[int, int, datetime | None]],
+        list[Item],
+    ]:
+        """What the metrics need of the items, all read from one committed state:
+
+        1. histograms of the replied items, by (context, agent, first, clock) where clock is
+           "calendar" or "business": how many have at most each of `bounds` (ascending) seconds,
+           then how many there are, and the sum of their seconds;
+        2. items by (context, status): how many, how many opened at or after `open_since`, and the
+           earliest opening among those (None when there is none);
+        3. the items of `contexts` without a reply (status open or unanswered).
+        """
+        ...

@@ -48,6 +48,7 @@ ITEMS = models.ItemRow.__table__  # type: ignore[attr-defined]
 REJECTS = models.RejectRow.__table__  # type: ignore[attr-defined]
 COUNTERS = models.CounterRow.__table__  # type: ignore[attr-defined]
 SCHEMA = models.SchemaInfo.__table__  # type: ignore[attr-defined]
+SPOOL = models.SpoolRow.__table__  # type: ignore[attr-defined]
 
 
 def _ts(moment: datetime | None) -> float | None:
@@ -80,29 +81,31 @@ def _sqlite_pragmas(durable: bool) -> Any:
     return apply
 
 
+def connect(url: str, *, durable: bool) -> Engine:
+    """An engine for a database URL; `durable` makes every SQLite commit survive a power cut."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        directory = Path(url.removeprefix("sqlite:///")).parent
+        if not directory.is_dir():
+            raise StorageError(f"the directory of the database does not exist: {directory}")
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas(durable))
+    return engine
+
+
 class SqlStore:
     """A Store on one database URL. `durable=True` makes every commit survive a power cut."""
 
     def __init__(self, url: str, *, durable: bool = False) -> None:
         self.url = url
         try:
-            self.engine: Engine = self._connect(url, durable)
+            self.engine: Engine = connect(url, durable=durable)
             self._check_schema()
         except SQLAlchemyError as error:
             raise StorageError(
                 f"cannot open the database {self._safe_url()}: {error.__class__.__name__}: "
                 f"{getattr(error, 'orig', None) or error}"
             ) from error
-
-    def _connect(self, url: str, durable: bool) -> Engine:
-        if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-            directory = Path(url.removeprefix("sqlite:///")).parent
-            if not directory.is_dir():
-                raise StorageError(f"the directory of the database does not exist: {directory}")
-        engine = create_engine(url)
-        if engine.dialect.name == "sqlite":
-            event.listen(engine, "connect", _sqlite_pragmas(durable))
-        return engine
 
     def _safe_url(self) -> str:
         """The URL without its password, for messages."""
@@ -115,7 +118,10 @@ class SqlStore:
 
     def _check_schema(self) -> None:
         with self.engine.begin() as connection:
-            SQLModel.metadata.create_all(connection)
+            # The spool has a database of its own on SQLite (ttrd.storage.spool says why).
+            SQLModel.metadata.create_all(
+                connection, tables=[t for t in SQLModel.metadata.sorted_tables if t is not SPOOL]
+            )
             version = connection.execute(select(SCHEMA.c.version)).scalar()
             if version is None:
                 connection.execute(insert(SCHEMA).values(id=1, version=models.SCHEMA_VERSION))
@@ -166,6 +172,83 @@ class SqlStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    # --- reads for metrics ---
+
+    def items_for_metrics(
+        self, bounds: Sequence[float], open_since: datetime, contexts: Collection[str]
+    ) -> tuple[
+        dict[tuple[str, str | None, bool, str], tuple[list[int], float]],
+        dict[tuple[str, str], tuple[int, int, datetime | None]],
+        list[Item],
+    ]:
+        try:
+            with self._snapshot() as connection:
+                return (
+                    self._reply_histograms(connection, bounds),
+                    self._item_tallies(connection, open_since),
+                    self._unreplied_items(connection, contexts),
+                )
+        except SQLAlchemyError as error:
+            raise StorageError(f"database read failed: {getattr(error, 'orig', None) or error}") from error
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[Connection]:
+        """A connection whose reads all see one committed state, so that numbers read apart agree."""
+        with self.engine.connect() as connection:
+            if connection.dialect.name == "sqlite":
+                # pysqlite runs a SELECT outside any transaction, each on the latest commit; an explicit
+                # BEGIN holds one snapshot until the connection goes back to the pool (and rolls back).
+                connection.exec_driver_sql("BEGIN")
+            else:
+                connection.execution_options(isolation_level="REPEATABLE READ")
+            yield connection
+
+    @staticmethod
+    def _reply_histograms(
+        connection: Connection, bounds: Sequence[float]
+    ) -> dict[tuple[str, str | None, bool, str], tuple[list[int], float]]:
+        # One pass over the replied items, aggregated in the database: a scrape reads one row per
+        # series instead of one per item.
+        clocks = {"calendar": ITEMS.c.calendar_seconds, "business": ITEMS.c.business_seconds}
+        keys = (ITEMS.c.context, ITEMS.c.agent, ITEMS.c.first)
+        aggregates: list[Any] = [func.count()]
+        for column in clocks.values():
+            aggregates.append(func.sum(column))
+            aggregates.extend(func.count().filter(column <= bound) for bound in bounds)
+        statement = select(*keys, *aggregates).where(ITEMS.c.status == "replied").group_by(*keys)
+        width = len(bounds) + 1
+        histograms: dict[tuple[str, str | None, bool, str], tuple[list[int], float]] = {}
+        for context, agent, first, count, *values in connection.execute(statement):
+            for index, clock in enumerate(clocks):
+                total, *cumulative = values[index * width : (index + 1) * width]
+                histograms[(context, agent, bool(first), clock)] = ([*cumulative, count], float(total))
+        return histograms
+
+    @staticmethod
+    def _item_tallies(
+        connection: Connection, since: datetime
+    ) -> dict[tuple[str, str], tuple[int, int, datetime | None]]:
+        recent = ITEMS.c.opened_ts >= since.timestamp()
+        statement = select(
+            ITEMS.c.context,
+            ITEMS.c.status,
+            func.count(),
+            func.count().filter(recent),
+            func.min(ITEMS.c.opened_ts).filter(recent),
+        ).group_by(ITEMS.c.context, ITEMS.c.status)
+        return {
+            (context, status): (count, count_since, _time(earliest))
+            for context, status, count, count_since, earliest in connection.execute(statement)
+        }
+
+    @staticmethod
+    def _unreplied_items(connection: Connection, contexts: Collection[str]) -> list[Item]:
+        found: list[Item] = []
+        for chunk in _chunks(contexts):
+            statement = select(ITEMS).where(ITEMS.c.context.in_(chunk), ITEMS.c.status != "replied")
+            found.extend(_item(row) for row in connection.execute(statement))
+        return found
 
 
 def _item(row: Any) -> Item:
@@ -380,14 +463,21 @@ class SqlBatch:
         return replaced
 
     def add_to_counters(self, counts: Mapping[tuple[str, str], int]) -> None:
-        for (name, label), value in sorted(counts.items()):
-            updated = self.connection.execute(
-                update(COUNTERS)
-                .where(COUNTERS.c.name == name, COUNTERS.c.label == label)
-                .values(value=COUNTERS.c.value + value)
-            )
-            if updated.rowcount == 0:
-                self.connection.execute(insert(COUNTERS).values(name=name, label=label, value=value))
+        add_counts(self.connection, counts)
+
+
+def add_counts(connection: Connection, counts: Mapping[tuple[str, str], int]) -> None:
+    """Add to persistent counters, keyed by (name, label)."""
+    for (name, label), value in sorted(counts.items()):
+        if not value:
+            continue
+        updated = connection.execute(
+            update(COUNTERS)
+            .where(COUNTERS.c.name == name, COUNTERS.c.label == label)
+            .values(value=COUNTERS.c.value + value)
+        )
+        if updated.rowcount == 0:
+            connection.execute(insert(COUNTERS).values(name=name, label=label, value=value))
 
 
 def _token_key(token: str) -> int:

@@ -1,0 +1,114 @@
+"""The spool: messages the SMTP sink has promised to keep, waiting for the ingest worker.
+
+The sink's `250` needs only this one durable insert; parsing and replaying happen later in the
+worker, so a burst of mail costs the sink a group commit, not the whole pipeline. On SQLite the
+spool is a file of its own next to the database (`ttrd.db` → `ttrd.spool.db`): SQLite has one writer
+at a time, and the sink must not wait behind the worker's transactions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import SQLModel
+
+from ttrd.errors import StorageError
+from ttrd.storage.sql import COUNTERS, SPOOL, add_counts, connect
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolEntry:
+    received_at: datetime
+    mail_from: str | None
+    rcpt_to: tuple[str, ...]
+    peer: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Spooled:
+    id: int
+    entry: SpoolEntry
+
+
+def spool_url(storage_url: str) -> str:
+    """Where the spool of a database lives: a sibling file for SQLite, the same database otherwise."""
+    prefix = "sqlite:///"
+    if not storage_url.startswith(prefix) or storage_url == prefix + ":memory:":
+        return storage_url
+    path = PurePosixPath(storage_url.removeprefix(prefix))
+    return prefix + str(path.with_name(f"{path.stem}.spool{path.suffix or '.db'}"))
+
+
+class SqlSpool:
+    def __init__(self, url: str) -> None:
+        self.engine = connect(url, durable=True)
+        try:
+            with self.engine.begin() as connection:
+                SQLModel.metadata.create_all(connection, tables=[SPOOL, COUNTERS])
+        except SQLAlchemyError as error:
+            raise StorageError(f"cannot open the spool: {getattr(error, 'orig', None) or error}") from error
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as connection:
+                yield connection
+        except SQLAlchemyError as error:
+            raise StorageError(f"spool write failed: {getattr(error, 'orig', None) or error}") from error
+
+    def append(self, entries: Sequence[SpoolEntry], counts: Mapping[tuple[str, str], int]) -> None:
+        """Keep these entries and add to these counters, durably, in one transaction."""
+        with self._transaction() as connection:
+            if entries:
+                connection.execute(insert(SPOOL), [_row(entry) for entry in entries])
+            add_counts(connection, counts)
+
+    def take(self, limit: int) -> list[Spooled]:
+        """The oldest entries, at most `limit`."""
+        with self._transaction() as connection:
+            rows = connection.execute(select(SPOOL).order_by(SPOOL.c.id).limit(limit))
+            return [Spooled(row.id, _entry(row)) for row in rows]
+
+    def remove(self, ids: Sequence[int]) -> None:
+        with self._transaction() as connection:
+            connection.execute(delete(SPOOL).where(SPOOL.c.id.in_(list(ids))))
+
+    def pending(self) -> int:
+        with self._transaction() as connection:
+            return int(connection.execute(select(func.count()).select_from(SPOOL)).scalar_one())
+
+    def counters(self) -> dict[tuple[str, str], int]:
+        with self._transaction() as connection:
+            return {(row.name, row.label): row.value for row in connection.execute(select(COUNTERS))}
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _row(entry: SpoolEntry) -> dict[str, Any]:
+    return {
+        "received_ts": entry.received_at.timestamp(),
+        "mail_from": entry.mail_from,
+        "rcpt_to": json.dumps(list(entry.rcpt_to)),
+        "peer": entry.peer,
+        "data": entry.data,
+    }
+
+
+def _entry(row: Any) -> SpoolEntry:
+    return SpoolEntry(
+        datetime.fromtimestamp(row.received_ts, UTC),
+        row.mail_from,
+        tuple(json.loads(row.rcpt_to)),
+        row.peer,
+        row.data,
+    )
