@@ -84,6 +84,17 @@ def check_config(config: ConfigOption = None) -> None:
     out.out(describe(_settings(config)), highlight=False)
 
 
+@app.command()
+def run(config: ConfigOption = None) -> None:
+    """The daemon: SMTP journaling sink, ingest, metrics endpoint; drains and exits 0 on SIGTERM."""
+    settings = _settings(config)
+    from ttrd import daemon  # the daemon's dependencies are imported only by the daemon
+    from ttrd.logs import configure_logging
+
+    configure_logging()
+    raise typer.Exit(daemon.run(settings))
+
+
 @app.command("import")
 def import_(
     paths: Annotated[

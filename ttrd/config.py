@@ -65,9 +65,16 @@ class SmtpSettings:
     journal_addresses: tuple[str, ...] = ("journal@ttrd.invalid",)
     """Lower case; the sink's own addresses, never envelope recipients (SPEC §4)."""
     max_message_bytes: int = 50 * 1024 * 1024
-    max_sessions: int = 100
+    max_sessions: int = 500
+    """Concurrent SMTP sessions; an idle one costs a few kilobytes, a message in DATA up to its size."""
     allow_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     """Normalised CIDR networks allowed to connect."""
+    tls_certificate: Path | None = None
+    """PEM certificate chain for STARTTLS (with `tls_key`); none: no STARTTLS offered."""
+    tls_key: Path | None = None
+    require_starttls: bool = False
+    auth_file: Path | None = None
+    """`user:password` lines; when set, clients must AUTH (over TLS) before sending mail."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +229,15 @@ def _choice(options: tuple[T, ...]) -> _Kind[T]:
         raise _Invalid(f"expected one of {names}; got {_show(value)}")
 
     return _Kind(f"one of {names}", f"values among {names}", parse)
+
+
+def _boolean(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid(f"expected true or false, got {_show(value)}")
+    return value
+
+
+_BOOL = _Kind("true or false", "true or false values", _boolean)
 
 
 def _integer(minimum: int, maximum: int | None = None) -> _Kind[int]:
@@ -498,7 +514,17 @@ _SCHEDULE_KEYS = ("timezone", *WEEKDAYS, "holidays", "country", "subdivision")
 _AGENT_KEYS = ("id", "address", "aliases", "name", "teams", "schedule")
 _MAILBOX_KEYS = ("id", "address", "aliases", "kind", "members", "list_id", "sla", "schedule")
 _STORAGE_KEYS = ("url",)
-_SMTP_KEYS = ("listen", "journal_addresses", "max_message_bytes", "max_sessions", "allow_networks")
+_SMTP_KEYS = (
+    "listen",
+    "journal_addresses",
+    "max_message_bytes",
+    "max_sessions",
+    "allow_networks",
+    "tls_certificate",
+    "tls_key",
+    "require_starttls",
+    "auth_file",
+)
 _METRICS_KEYS = ("listen",)
 _IMAP_KEYS = ("accounts",)
 _IMAP_ACCOUNT_KEYS = (
@@ -545,7 +571,7 @@ class _Builder:
             path=path,
             directory=directory,
             storage=_storage(root.table("storage", _STORAGE_KEYS)),
-            smtp=_smtp(root.table("smtp", _SMTP_KEYS)),
+            smtp=self._smtp(root.table("smtp", _SMTP_KEYS)),
             metrics=_metrics(root.table("metrics", _METRICS_KEYS)),
             imap_accounts=self._imap_accounts(imap.tables("accounts", _IMAP_ACCOUNT_KEYS)),
         )
@@ -664,6 +690,39 @@ class _Builder:
             raise table.error("oauth2_token_file", "give either password_file or oauth2_token_file, not both")
         return self._relative(password), self._relative(token)
 
+    def _smtp(self, table: _Table) -> SmtpSettings:
+        defaults = SmtpSettings()
+        certificate = self._relative(table.optional("tls_certificate", _FILE, None))
+        key = self._relative(table.optional("tls_key", _FILE, None))
+        if (certificate is None) != (key is None):
+            raise table.error(
+                "tls_key" if key is None else "tls_certificate", "give tls_certificate and tls_key together"
+            )
+        require_starttls = table.optional("require_starttls", _BOOL, False)
+        if require_starttls and certificate is None:
+            raise table.error("require_starttls", "needs tls_certificate and tls_key")
+        auth_file = self._relative(table.optional("auth_file", _FILE, None))
+        if auth_file is not None and certificate is None:
+            # Passwords are taken only over TLS: without a certificate, nobody could ever log in.
+            raise table.error(
+                "auth_file", "needs tls_certificate and tls_key (AUTH is offered only over TLS)"
+            )
+        return SmtpSettings(
+            listen=table.optional("listen", _ENDPOINT, defaults.listen),
+            journal_addresses=table.optional(
+                "journal_addresses", _list_of(_ADDRESS), defaults.journal_addresses
+            ),
+            max_message_bytes=table.optional("max_message_bytes", _COUNT, defaults.max_message_bytes),
+            max_sessions=table.optional("max_sessions", _COUNT, defaults.max_sessions),
+            allow_networks=table.optional(
+                "allow_networks", _list_of(_NETWORK, non_empty=True), defaults.allow_networks
+            ),
+            tls_certificate=certificate,
+            tls_key=key,
+            require_starttls=require_starttls,
+            auth_file=auth_file,
+        )
+
     def _relative(self, file: Path | None) -> Path | None:
         # Relative to the config file rather than to whatever folder the daemon was started in.
         return None if file is None else self.folder / file
@@ -726,19 +785,6 @@ def _check_holidays(table: _Table, name: str, country: str, subdivision: str | N
 
 def _storage(table: _Table) -> StorageSettings:
     return StorageSettings(url=table.optional("url", _DATABASE_URL, StorageSettings().url))
-
-
-def _smtp(table: _Table) -> SmtpSettings:
-    defaults = SmtpSettings()
-    return SmtpSettings(
-        listen=table.optional("listen", _ENDPOINT, defaults.listen),
-        journal_addresses=table.optional("journal_addresses", _list_of(_ADDRESS), defaults.journal_addresses),
-        max_message_bytes=table.optional("max_message_bytes", _COUNT, defaults.max_message_bytes),
-        max_sessions=table.optional("max_sessions", _COUNT, defaults.max_sessions),
-        allow_networks=table.optional(
-            "allow_networks", _list_of(_NETWORK, non_empty=True), defaults.allow_networks
-        ),
-    )
 
 
 def _metrics(table: _Table) -> MetricsSettings:
@@ -887,6 +933,13 @@ def _describe_services(settings: Settings) -> list[str]:
                 ("max message size", f"{smtp.max_message_bytes} bytes"),
                 ("max sessions", str(smtp.max_sessions)),
                 ("allowed networks", _listed(smtp.allow_networks)),
+                (
+                    "STARTTLS",
+                    f"{smtp.tls_certificate} ({'required' if smtp.require_starttls else 'offered'})"
+                    if smtp.tls_certificate
+                    else "not offered",
+                ),
+                ("AUTH", f"required, users in {smtp.auth_file}" if smtp.auth_file else "not required"),
             ]
         ),
         "",

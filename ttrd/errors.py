@@ -4,6 +4,7 @@
     ├── ConfigError           the configuration is missing, unreadable or wrong (names file, key, problem)
     ├── InputError            an input given on the command line cannot be read (a file, a folder, a date)
     ├── ParseError            one message cannot be understood; counted and kept, the batch goes on
+    ├── ServiceError          the daemon cannot start: a port is taken, an address cannot be bound
     └── StorageError          the database cannot be opened, read or written (SMTP answers 451)
         └── SchemaError       the database was written by a newer ttrd, or is not a ttrd database
 
@@ -31,6 +32,10 @@ class InputError(TtrdError):
 
 
 class ParseError(TtrdError):
+    pass
+
+
+class ServiceError(TtrdError):
     pass
 
 

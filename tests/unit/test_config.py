@@ -255,7 +255,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.smtp.listen == Endpoint("127.0.0.1", 2525)
     assert settings.smtp.journal_addresses == ("journal@ttrd.invalid",)
     assert settings.smtp.max_message_bytes == 50 * 1024 * 1024
-    assert settings.smtp.max_sessions == 100
+    assert settings.smtp.max_sessions == 500
     assert settings.smtp.allow_networks == ("127.0.0.0/8", "::1/128")
     assert settings.metrics.listen == Endpoint("127.0.0.1", 9465)
 
@@ -362,7 +362,7 @@ ERRORS = [
     (BASE.replace('address = "carol', 'adress = "carol'), "agents[carol].adress", 'did you mean "address"?'),
     (BASE + SUPPORT + 'member = ["alice"]\n', "mailboxes[support].member", 'unknown key "member"'),
     (BASE.replace("monday", "tuseday"), "schedules.default.tuseday", 'did you mean "tuesday"?'),
-    (BASE + "[smtp]\nport = 25\n", "smtp.port", "allowed here: allow_networks, journal_addresses"),
+    (BASE + "[smtp]\nport = 25\n", "smtp.port", "allowed here: allow_networks, auth_file, journal_addresses"),
     (BASE + "[imap]\naccount = []\n", "imap.account", 'did you mean "accounts"?'),
     (BASE + IMAP + 'password = "x"\n', "imap.accounts[box].password", 'unknown key "password"'),
     # organisation
@@ -676,3 +676,27 @@ def test_the_fuzz_renderer_round_trips() -> None:
     text = "".join(f"{json.dumps(k)} = {_toml(v)}\n" for k, v in FULL_DATA.items())
     assert tomllib.loads(text) == FULL_DATA
     assert isinstance(tomllib.loads(_toml({"d": datetime(2026, 1, 2, 3, 4)})[1:-1]), dict)
+
+
+@pytest.mark.parametrize(
+    ("smtp", "key", "problem"),
+    [
+        ('tls_certificate = "c.pem"\n', "smtp.tls_key", "together"),
+        ('tls_key = "k.pem"\n', "smtp.tls_certificate", "together"),
+        ("require_starttls = true\n", "smtp.require_starttls", "needs tls_certificate"),
+        ('require_starttls = "yes"\n', "smtp.require_starttls", "expected true or false"),
+        ('auth_file = "users"\n', "smtp.auth_file", "only over TLS"),
+    ],
+)
+def test_smtp_tls_and_auth_keys_are_checked(tmp_path: Path, smtp: str, key: str, problem: str) -> None:
+    path = write(tmp_path, MINIMAL + "[smtp]\n" + smtp)
+    assert_names(failure(path), path, key, problem)
+
+
+def test_smtp_tls_and_auth_files_are_relative_to_the_config(tmp_path: Path) -> None:
+    smtp = '[smtp]\ntls_certificate = "c.pem"\ntls_key = "/abs/k.pem"\n'
+    smtp += 'require_starttls = true\nauth_file = "u"\n'
+    settings = load_settings(write(tmp_path, MINIMAL + smtp))
+    assert settings.smtp.tls_certificate == tmp_path / "c.pem"
+    assert settings.smtp.tls_key == Path("/abs/k.pem")
+    assert settings.smtp.require_starttls and settings.smtp.auth_file == tmp_path / "u"

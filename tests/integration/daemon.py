@@ -1,0 +1,160 @@
+"""A real `ttrd run` for tests: a temp config, random loopback ports, systemd's notify socket."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TTRD = Path(sys.executable).parent / "ttrd"
+
+CONFIG = """
+[organization]
+domains = ["example.com"]
+
+[[agents]]
+id = "alice"
+address = "alice@example.com"
+
+[[agents]]
+id = "bob"
+address = "bob@example.com"
+
+[[mailboxes]]
+id = "support"
+address = "support@example.com"
+kind = "shared"
+members = ["alice", "bob"]
+sla = ["1h"]
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def message(number: int, *, author: str = "jo@cust.net", to: str = "support@example.com", minute: int = 0,
+            in_reply_to: str | None = None, size: int = 0) -> bytes:  # fmt: skip
+    """A small raw message (CRLF, as SMTP carries it) with a predictable Message-ID."""
+    lines = [
+        f"Received: from x by mx.example.com; Mon, 02 Mar 2026 09:{minute:02d}:00 +0000",
+        f"From: {author}",
+        f"To: {to}",
+        f"Subject: Case {number}",
+        f"Message-ID: <m{number}@test>",
+    ]
+    if in_reply_to:
+        lines.append(f"In-Reply-To: <{in_reply_to}>")
+    body = "Hello.\r\n" + ("x" * 76 + "\r\n") * (size // 78)
+    return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
+
+
+@dataclass
+class Ttrd:
+    """One `ttrd run` process and its files."""
+
+    folder: Path
+    extra_config: str = ""
+    smtp_port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
+    storage_url: str = ""
+    process: subprocess.Popen[bytes] | None = None
+    notifications: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.storage_url = self.storage_url or f"sqlite:///{self.folder / 'ttrd.db'}"
+        self.config = self.folder / "ttrd.toml"
+        self.config.write_text(
+            CONFIG
+            + self.extra_config.replace("{port}", str(self.smtp_port))
+            + f'\n[storage]\nurl = "{self.storage_url}"\n'
+            + f'\n[metrics]\nlisten = "127.0.0.1:{self.metrics_port}"\n'
+            + ("" if "[smtp]" in self.extra_config else f'\n[smtp]\nlisten = "127.0.0.1:{self.smtp_port}"\n')
+        )
+        self.log = self.folder / "ttrd.log"
+        self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._notify.bind(str(self.folder / "notify.sock"))
+        self._notify.settimeout(0.2)
+
+    def start(self, timeout: float = 60.0) -> Ttrd:
+        env = dict(os.environ, NOTIFY_SOCKET=str(self.folder / "notify.sock"))
+        self.notifications.clear()
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen([str(TTRD), "run", "--config", str(self.config)], stdout=log,
+                                            stderr=subprocess.STDOUT, env=env)  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while "READY=1" not in self.notifications:
+            if self.process.poll() is not None:
+                raise AssertionError(f"ttrd run exited {self.process.returncode}:\n{self.log.read_text()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no READY=1 after {timeout} s:\n{self.log.read_text()}")
+            self._receive()
+        return self
+
+    def _receive(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            self.notifications.extend(self._notify.recv(4096).decode().splitlines())
+
+    def stop(self, timeout: float = 60.0) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout)
+        for _ in range(5):
+            self._receive()
+        return code
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(30)
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(30)
+        self._notify.close()
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=30) as answer:
+            text: str = answer.read().decode()
+            return text
+
+    def replies(self) -> list[dict[str, object]]:
+        done = subprocess.run([str(TTRD), "replies", "--config", str(self.config), "--json"],
+                              capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+        return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples of `name` whose labels include `labels`."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name) or line.startswith("#"):
+            continue
+        series, _, value = line.rpartition(" ")
+        if series.split("{")[0] != name:
+            continue
+        if all(f'{key}="{wanted}"' in series for key, wanted in labels.items()):
+            total += float(value)
+    return total
+
+
+@contextlib.contextmanager
+def running(folder: Path, extra_config: str = "") -> Iterator[Ttrd]:
+    ttrd = Ttrd(folder, extra_config)
+    try:
+        yield ttrd.start()
+    finally:
+        ttrd.close()

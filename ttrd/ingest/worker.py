@@ -1,0 +1,106 @@
+"""The ingest worker: spooled SMTP messages through the pipeline, in a process of its own.
+
+The SMTP sink only spools; this process parses and replays, on the other core. A batch is removed
+from the spool after the pipeline has committed it; a crash in between replays the batch, which
+changes nothing (a copy seen twice is a duplicate). It stops when asked, after the spool is empty
+or a deadline has passed, whichever comes first: what is left waits in the spool for the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+from types import FrameType
+
+from ttrd.config import Settings
+from ttrd.errors import StorageError
+from ttrd.ingest.pipeline import Copy, Pipeline
+from ttrd.journal.facts import Delivery
+from ttrd.logs import configure_logging
+from ttrd.storage.spool import Spooled, SqlSpool, spool_url
+from ttrd.storage.sql import SqlStore
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+IDLE_POLL = 0.02
+"""Seconds between looks at an empty spool: mail is measured within a few tens of milliseconds."""
+RETRY = 1.0
+FINISH_SECONDS = 20.0
+"""How long a stopping worker keeps ingesting what is spooled."""
+
+
+@dataclass
+class _Stop:
+    requested_at: float | None = None
+
+    def request(self, signum: int, frame: FrameType | None) -> None:
+        del signum, frame
+        if self.requested_at is None:
+            self.requested_at = time.monotonic()
+
+    def due(self, spool_empty: bool) -> bool:
+        if self.requested_at is None:
+            return False
+        return spool_empty or time.monotonic() - self.requested_at > FINISH_SECONDS
+
+
+def run_worker(settings: Settings) -> None:
+    """The worker process's main function (SIGTERM: finish the spool, then exit)."""
+    configure_logging()
+    stop = _Stop()
+    signal.signal(signal.SIGTERM, stop.request)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when the worker stops
+    parent = os.getppid()
+    store = SqlStore(settings.storage.url, durable=True)
+    spool = SqlSpool(spool_url(settings.storage.url))
+    pipeline = Pipeline(store, settings.directory)
+    try:
+        while True:
+            if os.getppid() != parent:
+                log.error("the daemon is gone; the ingest worker stops (the spool keeps the rest)")
+                return
+            taken = _take(spool)
+            if stop.due(spool_empty=not taken):
+                return
+            if not taken:
+                time.sleep(IDLE_POLL)
+            elif not _ingest(pipeline, spool, taken):
+                time.sleep(RETRY)
+    finally:
+        store.close()
+        spool.close()
+
+
+def _take(spool: SqlSpool) -> list[Spooled]:
+    try:
+        return spool.take(BATCH)
+    except StorageError as error:
+        log.error("cannot read the spool: %s", error)
+        return []
+
+
+def _ingest(pipeline: Pipeline, spool: SqlSpool, taken: list[Spooled]) -> bool:
+    copies = [
+        Copy(
+            item.entry.data,
+            Delivery(
+                "smtp",
+                item.entry.received_at,
+                mail_from=item.entry.mail_from,
+                rcpt_to=frozenset(item.entry.rcpt_to),
+                origin=f"smtp from {item.entry.peer}",
+            ),
+        )
+        for item in taken
+    ]
+    try:
+        pipeline.ingest(copies)
+        spool.remove([item.id for item in taken])
+    except StorageError as error:
+        log.error("cannot ingest %d spooled message(s), will retry: %s", len(taken), error)
+        return False
+    return True
