@@ -3,12 +3,12 @@
 Builds a configuration in memory (200 agents; 50 shared mailboxes of 4 members each, with SLAs, on
 two business-hours schedules), writes half a year of mail through the real pipeline into a fresh
 SQLite database (about 20,000 replied items, follow-ups, customers' reminders, items awaiting a reply
-and unanswered ones, automatic mail, duplicate journal copies), then times `generate_latest` of
-the collector's registry many times.
+and unanswered ones, automatic mail, duplicate journal copies), then times scrapes the way
+/metrics makes them (the collector and ttrd's renderer), with no mail since the last scrape and
+right after new mail.
 
-Baseline, measured in the same run: `generate_latest` of a registry that returns the very metric
-families of one scrape, already built. The ratio says what reading and computing costs on top of
-rendering that many samples, which is the floor for any prometheus_client collector.
+Baseline, measured in the same run: prometheus_client's `generate_latest` of the very metric
+families of one scrape, already built: what rendering alone costs with the reference library.
 
     .venv/bin/python bench/metrics_scrape.py [--conversations 17400] [--scrapes 50]
 """
@@ -35,6 +35,7 @@ from ttrd.journal.engine import judge
 from ttrd.journal.facts import Delivery
 from ttrd.journal.hours import Schedule, Span
 from ttrd.metrics.collector import TtrdCollector
+from ttrd.metrics.exposition import Renderer
 from ttrd.storage.sql import SqlStore
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -227,27 +228,42 @@ def measure(store: SqlStore, scrapes: int) -> None:
     collector = TtrdCollector(store, config, lambda: NOW)
     registry = CollectorRegistry()
     registry.register(collector)
-    first = milliseconds(lambda: generate_latest(registry))
-    body = generate_latest(registry)
+    renderer = Renderer()
+    body = renderer.render(registry.collect())
+    assert body == generate_latest(registry), "the endpoint must render what prometheus_client renders"
     frozen = CollectorRegistry()
     frozen.register(Frozen(list(collector.collect())))
-    assert generate_latest(frozen) == body, "the baseline must render exactly what a scrape does"
     samples = [line for line in body.split(b"\n") if line and not line.startswith(b"#")]
     histograms = sum(1 for line in samples if line.startswith(b"ttrd_reply_seconds_count"))
     print(f"exposition: {len(samples)} samples, {histograms} histogram series, {len(body) / 1024:.0f} KiB")
-    print(f"first scrape after start: {first:.1f} ms")
+
+    more = Mail(seed=99)
+
+    def after_new_mail() -> bytes:
+        """A scrape after a batch of mail changed the items: one more conversation, not timed."""
+        fill(store, conversations(more, 1))
+        started = time.perf_counter()
+        body = renderer.render(registry.collect())
+        after_mail_ms.append((time.perf_counter() - started) * 1000)
+        return body
+
+    after_mail_ms: list[float] = []
     times = interleaved(
         {
-            "scrape (generate_latest of the collector)": lambda: generate_latest(registry),
-            "  collect() alone (database and metric families)": lambda: list(collector.collect()),
-            "baseline: rendering the same families, prebuilt": lambda: generate_latest(frozen),
+            "scrape, no mail since the last one (what /metrics does)": lambda: renderer.render(
+                registry.collect()
+            ),
+            "untimed": after_new_mail,
+            "baseline: generate_latest of the same families, prebuilt": lambda: generate_latest(frozen),
         },
         scrapes,
     )
+    times["scrape right after new mail (items read and rendered again)"] = after_mail_ms
+    del times["untimed"]
     for label, found in times.items():
         print(summary(label, found))
-    scrape, _, render = (statistics.median(found) for found in times.values())
-    print(f"ratio scrape / baseline: {scrape / render:.2f}")
+    steady, render, after_mail = (statistics.median(found) for found in times.values())
+    print(f"ratio to baseline: steady {steady / render:.2f}, after new mail {after_mail / render:.2f}")
 
 
 if __name__ == "__main__":

@@ -126,6 +126,14 @@ class Ttrd:
             self.process.wait(30)
         self._notify.close()
 
+    def rss_mb(self) -> float:
+        """Resident memory of the daemon's main process."""
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise AssertionError("no VmRSS")
+
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=30) as answer:
             text: str = answer.read().decode()

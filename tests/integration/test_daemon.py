@@ -102,11 +102,25 @@ def test_lines_longer_than_smtp_allows_are_taken(tmp_path: Path) -> None:
         assert [i["inbound_message_id"] for i in items_for(ttrd, 1)] == ["m1@test"]
 
 
+def test_smtputf8_and_8bitmime(tmp_path: Path) -> None:
+    with running(tmp_path) as ttrd:
+        raw = message(1).replace(b"From: jo@cust.net", "From: Jörg <jörg@bücher.example>".encode())
+        raw = raw.replace(b"Hello.", "Grüße, 8 bit.".encode())
+        with smtplib.SMTP("127.0.0.1", ttrd.smtp_port, timeout=30) as client:
+            client.ehlo()
+            assert client.has_extn("smtputf8") and client.has_extn("8bitmime")
+            client.sendmail("jörg@bücher.example", ["support@example.com"], raw,
+                            mail_options=["SMTPUTF8", "BODY=8BITMIME"])  # fmt: skip
+        [item] = items_for(ttrd, 1)
+        assert item["customer"] == "jörg@bücher.example"
+
+
 def test_ten_thousand_recipients(tmp_path: Path) -> None:
     with running(tmp_path) as ttrd:
         rcpt = [f"journal+user{n}=cust.net@ttrd.invalid" for n in range(10_000)] + ["support@example.com"]
         send(ttrd, message(1), rcpt=rcpt)
         assert [i["mailbox"] for i in items_for(ttrd, 1)] == ["support"]
+        assert ttrd.rss_mb() < 250, f"{ttrd.rss_mb():.0f} MB after 10,000 RCPTs"
 
 
 def test_garbage_a_vanishing_client_idle_crowds_and_a_slow_client_do_not_stop_others(tmp_path: Path) -> None:
@@ -138,6 +152,7 @@ def test_garbage_a_vanishing_client_idle_crowds_and_a_slow_client_do_not_stop_ot
                 connection.close()
         received = {i["inbound_message_id"] for i in items_for(ttrd, 2)}
         assert received == {"m1@test", "m2@test"}
+        assert ttrd.rss_mb() < 250, f"{ttrd.rss_mb():.0f} MB after the abuse"
 
 
 def _send_slowly(port: int, raw: bytes) -> None:

@@ -437,3 +437,34 @@ def test_always_open_is_calendar_seconds(zone: str, start: datetime, end: dateti
 def test_matches_literal_rule(plan: Schedule, start: datetime, length: timedelta) -> None:
     end = later(start, length)
     assert plan.business_seconds(start, end) == reference(plan, start, end)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    start=st.datetimes(
+        min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31), timezones=st.just(UTC)
+    ),
+    seconds=st.integers(0, 40 * 3600),
+    name=st.sampled_from(["london", "new_york_split", "always"]),
+)
+def test_passing_instant_is_where_business_time_first_exceeds_the_threshold(
+    start: datetime, seconds: int, name: str
+) -> None:
+    schedule = {"london": LONDON, "new_york_split": NY_SPLIT, "always": ALWAYS_OPEN}[name]
+    horizon = start + timedelta(days=30)
+    instant = schedule.passing_instant(start, seconds, horizon)
+    if instant is None:
+        assert schedule.business_seconds(start, horizon) <= seconds + 1e-6
+        return
+    assert start <= instant <= horizon
+    assert schedule.business_seconds(start, instant) == pytest.approx(seconds, abs=1e-6)
+    assert schedule.business_seconds(start, instant + timedelta(seconds=1)) > seconds
+    assert schedule.business_seconds(start, instant - timedelta(seconds=1)) <= seconds
+
+
+def test_passing_instant_waits_for_the_next_opening_when_a_threshold_ends_a_day() -> None:
+    # Mon 09:00-17:30 London: 8.5 h reached exactly at the close; more only from Tue 09:00 on.
+    monday_nine = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)
+    assert LONDON.passing_instant(monday_nine, 8.5 * 3600, monday_nine + timedelta(days=7)) == datetime(
+        2026, 11, 17, 9, 0, tzinfo=UTC
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -359,20 +359,17 @@ def test_histogram_counts_match_a_recount_of_the_items(store: SqlStore) -> None:
 
 def test_one_scrape_reads_one_committed_state(store: SqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """A batch committed between two reads of one scrape shows in neither: the numbers agree."""
-    arguments = (bucket_bounds(DIRECTORY), NOW - timedelta(days=7), ["support"])
-    before = store.items_for_metrics(*arguments)
-    read_tallies = SqlStore._item_tallies
+    bounds = bucket_bounds(DIRECTORY)
+    before = store.metrics_snapshot(bounds)
+    read_counts = SqlStore._item_counts
 
-    def commit_first(
-        connection: Connection, since: datetime
-    ) -> dict[tuple[str, str], tuple[int, int, datetime | None]]:
+    def commit_first(connection: Connection) -> dict[tuple[str, str], int]:
         answer = mail("rf", at(13, 14), "alice@example.com", "sam@cust.net", reply_to("qf2"))
         Pipeline(store, DIRECTORY).ingest([Copy(answer, Delivery("smtp", NOW))])
-        return read_tallies(connection, since)
+        return read_counts(connection)
 
-    monkeypatch.setattr(SqlStore, "_item_tallies", staticmethod(commit_first))
-    assert store.items_for_metrics(*arguments) == before
+    monkeypatch.setattr(SqlStore, "_item_counts", staticmethod(commit_first))
+    assert store.metrics_snapshot(bounds) == before
     monkeypatch.undo()
-    after = store.items_for_metrics(*arguments)
-    replied = [tallies[("support", "replied")][0] for _, tallies, _ in (before, after)]
-    assert replied[1] == replied[0] + 1
+    after = store.metrics_snapshot(bounds)
+    assert after.item_counts[("support", "replied")] == before.item_counts[("support", "replied")] + 1

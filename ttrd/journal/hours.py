@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -42,6 +42,7 @@ _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _MINUTE_MICROS = 60_000_000
 _DAY_MICROS = _DAY_MINUTES * _MINUTE_MICROS
 _ONE_DAY = timedelta(days=1)
+_WEEK = timedelta(days=7)
 _MINUTES = tuple(timedelta(minutes=m) for m in range(_DAY_MINUTES + 1))
 _TIME_RANGE = re.compile(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*")
 
@@ -101,6 +102,33 @@ class Schedule:
         first = start.astimezone(zone).date() - _ONE_DAY
         last = end.astimezone(zone).date() + _ONE_DAY
         return _covered(self._open_intervals(zone, first, last), low, high) / 1_000_000
+
+    def passing_instant(self, start: datetime, seconds: float, horizon: datetime) -> datetime | None:
+        """The instant after which more than `seconds` of business time have passed since `start`.
+
+        business_seconds(start, t) > seconds exactly when t is after it. None when that comes only
+        after `horizon`. An SLA threshold's deadline does not change with the clock, so a caller can
+        compute it once and compare it with the time at every look.
+        """
+        remaining = round(seconds * 1_000_000)
+        low, high = _micros(start), _micros(horizon)
+        zone = _zone(self.timezone)
+        day = start.astimezone(zone).date() - _ONE_DAY
+        reach = low
+        while _before_midnight(day) <= high:
+            # A week of days at a time: most thresholds pass within days, windows last years.
+            last = day + _WEEK - _ONE_DAY
+            for opens, closes in sorted(self._open_intervals(zone, day, last)):
+                begin = max(opens, reach)
+                if closes <= begin:
+                    continue
+                if closes - begin > remaining:
+                    instant = begin + remaining
+                    return _from_micros(instant) if instant <= high else None
+                remaining -= closes - begin
+                reach = closes
+            day = last + _ONE_DAY
+        return None
 
     def _open_intervals(self, zone: ZoneInfo, first: date, last: date) -> Iterator[Interval]:
         """Instant intervals of every open span of the local days first..last."""
@@ -173,6 +201,16 @@ def _micros(moment: datetime) -> int:
     wall = (moment.toordinal() - _EPOCH_ORDINAL) * _DAY_MICROS
     wall += ((moment.hour * 60 + moment.minute) * 60 + moment.second) * 1_000_000 + moment.microsecond
     return wall - _offset_micros(moment.utcoffset())
+
+
+def _before_midnight(day: date) -> int:
+    """An instant before a local day starts anywhere: its UTC midnight minus a day."""
+    return (day.toordinal() - _EPOCH_ORDINAL - 1) * _DAY_MICROS
+
+
+def _from_micros(instant: int) -> datetime:
+    seconds, micros = divmod(instant, 1_000_000)
+    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=micros)
 
 
 def _instant(midnight: datetime, wall: int, minute: int) -> int:

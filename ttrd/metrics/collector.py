@@ -16,21 +16,22 @@ from __future__ import annotations
 import platform
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeMetricFamily,
-    HistogramMetricFamily,
     Metric,
 )
 
 from ttrd import __version__
+from ttrd.ingest.pipeline import GENERATION
 from ttrd.journal.directory import Directory
 from ttrd.journal.engine import judge
 from ttrd.journal.facts import Item
-from ttrd.journal.report import sla_breaches
-from ttrd.storage.port import Store
+from ttrd.metrics.exposition import Histogram
+from ttrd.storage.port import MetricsSnapshot, Store
 
 DEFAULT_BUCKETS: tuple[float, ...] = tuple(
     60.0 * minutes for minutes in (1, 5, 15, 30, 60, 120, 240, 480, 1440, 2880, 4320, 10080)
@@ -41,7 +42,6 @@ UNKNOWN_AGENT = "unknown"
 """The `agent` label of replies that no configured agent sent (SPEC §3, "Who replied": null)."""
 
 Histograms = Mapping[tuple[str, str | None, bool, str], tuple[list[int], float]]
-Tallies = Mapping[tuple[str, str], tuple[int, int, datetime | None]]
 Counts = Mapping[tuple[str, str], int]
 
 _INGEST_COUNTERS: dict[str, tuple[str, str, str | None]] = {
@@ -76,8 +76,23 @@ def _no_counters() -> Counts:
     return {}
 
 
+@dataclass(frozen=True)
+class _Generation:
+    """What the collector derived from one state of the items (one value of the generation counter)."""
+
+    number: int
+    snapshot: MetricsSnapshot
+    reply_seconds: Metric
+    """The same object while the items do not change, so the renderer reuses its text."""
+    excluded: Metric
+
+
 class TtrdCollector:
-    """Register it in a fresh `CollectorRegistry`; each scrape calls `collect` (in a worker thread)."""
+    """Register it in a fresh `CollectorRegistry`; each scrape calls `collect` (in a worker thread).
+
+    What depends only on the stored items (the histogram, counts, exclusions) is read again only when
+    the pipeline's generation counter moved; what depends on the clock is judged at every scrape.
+    """
 
     def __init__(
         self,
@@ -99,41 +114,59 @@ class TtrdCollector:
             for context in directory.contexts.values()
             if context.sla
         }
-        self._settled: dict[Item, int] = {}
-        """Thresholds passed by each unreplied item whose window has ended, as of the last scrape."""
+        self._generation: _Generation | None = None
+        self._deadlines: dict[Item, list[datetime]] = {}
+        """When each unreplied item passes each of its context's thresholds (within its window)."""
 
     def collect(self) -> Iterator[Metric]:
         now = self._clock()
-        histograms, tallies, unreplied = self._store.items_for_metrics(
-            self.bounds, now - self._window, self._thresholds.keys()
-        )
-        contexts = sorted(self._directory.contexts.keys() | {context for context, _ in tallies})
-        yield _build_info()
-        yield _reply_seconds(histograms, self.bounds)
-        yield from _awaiting(tallies, contexts)
-        yield _unanswered(tallies, contexts)
-        yield self._sla_breaches(histograms, unreplied, now)
-        yield _inbound(tallies, contexts)
-        yield _excluded(self._store.excluded_counts())
         totals = Counter(self._store.counters())
+        generation = self._current(totals[GENERATION])
+        snapshot = generation.snapshot
+        contexts = sorted(self._directory.contexts.keys() | {context for context, _ in snapshot.item_counts})
+        waiting = _waiting(snapshot.unreplied, now, self._directory)
+        yield _build_info()
+        yield generation.reply_seconds
+        yield from _awaiting(waiting, contexts)
+        yield _unanswered(snapshot.item_counts, waiting, contexts)
+        yield self._sla_breaches(snapshot, now)
+        yield _inbound(snapshot.item_counts, contexts)
+        yield generation.excluded
         totals.update(self._extra_counters())
         yield from _ingest_counters(totals)
 
-    def _sla_breaches(self, histograms: Histograms, unreplied: Iterable[Item], now: datetime) -> Metric:
+    def _current(self, number: int) -> _Generation:
+        if self._generation is None or self._generation.number != number:
+            snapshot = self._store.metrics_snapshot(self.bounds)
+            self._generation = _Generation(
+                number,
+                snapshot,
+                _reply_seconds(snapshot.histograms, self.bounds),
+                _excluded(snapshot.excluded),
+            )
+        return self._generation
+
+    def _sla_breaches(self, snapshot: MetricsSnapshot, now: datetime) -> Metric:
         passed = Counter(
             {(context, sla.label): 0 for context, slas in self._thresholds.items() for sla in slas}
         )
         # A replied item is past a threshold when its business seconds are above it: all the items of
         # its series but those within the threshold, which is a bucket bound.
-        for (context, _, _, clock), (cumulative, _) in histograms.items():
+        for (context, _, _, clock), (cumulative, _) in snapshot.histograms.items():
             if clock == "business":
                 for sla in self._thresholds.get(context, ()):
                     passed[(context, sla.label)] += cumulative[-1] - cumulative[self._bucket[sla.seconds]]
-        settled: dict[Item, int] = {}
-        for item in unreplied:
-            for sla in self._thresholds[item.context][: self._passed(item, now, settled)]:
-                passed[(item.context, sla.label)] += 1
-        self._settled = settled
+        deadlines: dict[Item, list[datetime]] = {}
+        for item in snapshot.unreplied:
+            if item.context in self._thresholds:
+                known = self._deadlines.get(item)
+                deadlines[item] = known if known is not None else self._item_deadlines(item)
+                # Business time counts up to now, and for an item past its window up to the window's end.
+                until = min(now, item.opened_at + self._window)
+                for sla, deadline in zip(self._thresholds[item.context], deadlines[item], strict=False):
+                    if deadline < until:
+                        passed[(item.context, sla.label)] += 1
+        self._deadlines = deadlines
         family = CounterMetricFamily(
             "ttrd_sla_breaches",
             "SLA thresholds passed, once per item and threshold: replied late, or waiting past it.",
@@ -143,20 +176,31 @@ class TtrdCollector:
             family.add_metric(labels, value)
         return family
 
-    def _passed(self, item: Item, now: datetime, settled: dict[Item, int]) -> int:
-        """How many of its context's thresholds an unreplied item has passed at `now`.
+    def _item_deadlines(self, item: Item) -> list[datetime]:
+        """The instants at which an item passes its context's thresholds, smallest threshold first.
 
-        Once its window has ended the business time counts up to the end of the window whatever the
-        clock says, so the number is kept for the next scrape (in `settled`, which holds only the
-        items read this time). An item is its whole stored row: a changed item is a new key.
+        They do not depend on the clock, so each is computed once per item; a threshold not passed
+        within the window has no deadline (the list is shorter).
         """
-        if now < item.opened_at + self._window:
-            return sla_breaches(item, judge(item, now, self._directory), now, self._directory)
-        count = self._settled.get(item)
-        if count is None:
-            count = sla_breaches(item, judge(item, now, self._directory), now, self._directory)
-        settled[item] = count
-        return count
+        context = self._directory.context(item.context)
+        assert context is not None
+        horizon = item.opened_at + self._window
+        found: list[datetime] = []
+        for sla in self._thresholds[item.context]:
+            deadline = context.schedule.passing_instant(item.opened_at, sla.seconds, horizon)
+            if deadline is None:
+                break
+            found.append(deadline)
+        return found
+
+
+def _waiting(unreplied: Iterable[Item], now: datetime, directory: Directory) -> dict[str, list[datetime]]:
+    """Opening times of the items that await a reply at `now`, by context."""
+    waiting: dict[str, list[datetime]] = {}
+    for item in unreplied:
+        if judge(item, now, directory) == "awaiting":
+            waiting.setdefault(item.context, []).append(item.opened_at)
+    return waiting
 
 
 def _build_info() -> Metric:
@@ -168,22 +212,20 @@ def _build_info() -> Metric:
 
 
 def _reply_seconds(histograms: Histograms, bounds: tuple[float, ...]) -> Metric:
-    family = HistogramMetricFamily(
-        "ttrd_reply_seconds",
-        "Seconds from an item's opening to its reply, on the calendar or within business hours.",
-        labels=("mailbox", "agent", "first", "clock"),
-    )
-    edges = [*map(repr, bounds), "+Inf"]
     series = {
         (context, agent or UNKNOWN_AGENT, "true" if first else "false", clock): values
         for (context, agent, first, clock), values in histograms.items()
     }
-    for labels, (cumulative, total) in sorted(series.items()):
-        family.add_metric(labels, list(zip(edges, cumulative, strict=True)), total)
-    return family
+    return Histogram(
+        "ttrd_reply_seconds",
+        "Seconds from an item's opening to its reply, on the calendar or within business hours.",
+        ("mailbox", "agent", "first", "clock"),
+        bounds,
+        dict(sorted(series.items())),
+    )
 
 
-def _awaiting(tallies: Tallies, contexts: Iterable[str]) -> Iterator[Metric]:
+def _awaiting(waiting: Mapping[str, list[datetime]], contexts: Iterable[str]) -> Iterator[Metric]:
     count = GaugeMetricFamily(
         "ttrd_awaiting_replies", "Items waiting for a reply, within the window.", labels=("mailbox",)
     )
@@ -193,35 +235,37 @@ def _awaiting(tallies: Tallies, contexts: Iterable[str]) -> Iterator[Metric]:
         labels=("mailbox",),
     )
     for context in contexts:
-        _, waiting, earliest = tallies.get((context, "open"), (0, 0, None))
-        count.add_metric([context], waiting)
-        if earliest is not None:
-            oldest.add_metric([context], earliest.timestamp())
+        opened = waiting.get(context, [])
+        count.add_metric([context], len(opened))
+        if opened:
+            oldest.add_metric([context], min(opened).timestamp())
     yield count
     yield oldest
 
 
-def _unanswered(tallies: Tallies, contexts: Iterable[str]) -> Metric:
+def _unanswered(
+    item_counts: Mapping[tuple[str, str], int], waiting: Mapping[str, list[datetime]], contexts: Iterable[str]
+) -> Metric:
     family = CounterMetricFamily(
         "ttrd_unanswered",
         "Items with no reply within the window: closed so by later mail, or still open past it.",
         labels=("mailbox",),
     )
     for context in contexts:
-        closed, _, _ = tallies.get((context, "unanswered"), (0, 0, None))
-        still_open, waiting, _ = tallies.get((context, "open"), (0, 0, None))
-        family.add_metric([context], closed + still_open - waiting)
+        closed = item_counts.get((context, "unanswered"), 0)
+        still_open = item_counts.get((context, "open"), 0)
+        family.add_metric([context], closed + still_open - len(waiting.get(context, [])))
     return family
 
 
-def _inbound(tallies: Tallies, contexts: Iterable[str]) -> Metric:
+def _inbound(item_counts: Mapping[tuple[str, str], int], contexts: Iterable[str]) -> Metric:
     family = CounterMetricFamily(
         "ttrd_inbound_messages",
         "Inbound messages that opened an item (a customer's further message to an open item is not counted).",
         labels=("mailbox",),
     )
     per_context = Counter(dict.fromkeys(contexts, 0))
-    for (context, _), (count, _, _) in tallies.items():
+    for (context, _), count in item_counts.items():
         per_context[context] += count
     for context, count in sorted(per_context.items()):
         family.add_metric([context], count)

@@ -12,10 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from http import HTTPStatus
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+
+from ttrd.metrics.exposition import Renderer
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +35,14 @@ async def start_metrics_server(
 ) -> asyncio.Server:
     """Answer `GET /metrics` with the exposition of `registry` on host:port, until closed."""
     scrape = asyncio.Lock()
+    renderer = Renderer()
+
+    def render() -> bytes:
+        return renderer.render(registry.collect())
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            response = await _answer(reader, registry, scrape, timeout)
+            response = await _answer(reader, render, scrape, timeout)
             if response:
                 async with asyncio.timeout(timeout):
                     writer.write(response)
@@ -51,7 +58,7 @@ async def start_metrics_server(
 
 
 async def _answer(
-    reader: asyncio.StreamReader, registry: CollectorRegistry, scrape: asyncio.Lock, timeout: float
+    reader: asyncio.StreamReader, render: Callable[[], bytes], scrape: asyncio.Lock, timeout: float
 ) -> bytes:
     """The response to the request on `reader`; empty when the client left before finishing it."""
     try:
@@ -73,13 +80,13 @@ async def _answer(
         return _response(HTTPStatus.METHOD_NOT_ALLOWED, b"only GET\n", extra=("Allow", "GET"))
     async with scrape:
         try:
-            body = await asyncio.get_running_loop().run_in_executor(None, generate_latest, registry)
+            body = await asyncio.get_running_loop().run_in_executor(None, render)
         except Exception:
             log.exception("collecting metrics failed")
             return _response(
                 HTTPStatus.INTERNAL_SERVER_ERROR, b"collecting metrics failed; see the ttrd log\n"
             )
-    # 0.0.4, as prometheus_client's own server labels generate_latest's output: its CONTENT_TYPE_LATEST
+    # 0.0.4, as prometheus_client's own server labels this format: its CONTENT_TYPE_LATEST
     # (1.0.0) is for answers that negotiated an `escaping`, which a plain scrape does not.
     return _response(HTTPStatus.OK, body, CONTENT_TYPE_PLAIN_0_0_4)
 

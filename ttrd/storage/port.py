@@ -60,6 +60,25 @@ class Reject:
     raw: bytes
 
 
+Series = tuple[str, str | None, bool, str]
+"""A reply-time series: (context, agent, first, clock), clock being "calendar" or "business"."""
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSnapshot:
+    """The items as the metrics see them, read in one transaction so that the numbers agree."""
+
+    histograms: Mapping[Series, tuple[list[int], float]]
+    """Per series of replied items: how many took at most each bound (ascending), then how many
+    there are; and the sum of their seconds."""
+    item_counts: Mapping[tuple[str, str], int]
+    """Items by (context, stored status)."""
+    unreplied: list[Item]
+    """Every item without a reply (stored `open` or `unanswered`): what the clock judges."""
+    excluded: Mapping[str, int]
+    """Messages excluded as automatic mail, by reason."""
+
+
 class Batch(Protocol):
     """One transaction: everything written through it becomes durable together, or not at all."""
 
@@ -125,20 +144,6 @@ class Store(Protocol):
 
     # --- reads for metrics ---
 
-    def items_for_metrics(
-        self, bounds: Sequence[float], open_since: datetime, contexts: Collection[str]
-    ) -> tuple[
-        dict[tuple[str, str | None, bool, str], tuple[list[int], float]],
-        dict[tuple[str, str], tuple[int, int, datetime | None]],
-        list[Item],
-    ]:
-        """What the metrics need of the items, all read from one committed state:
-
-        1. histograms of the replied items, by (context, agent, first, clock) where clock is
-           "calendar" or "business": how many have at most each of `bounds` (ascending) seconds,
-           then how many there are, and the sum of their seconds;
-        2. items by (context, status): how many, how many opened at or after `open_since`, and the
-           earliest opening among those (None when there is none);
-        3. the items of `contexts` without a reply (status open or unanswered).
-        """
+    def metrics_snapshot(self, bounds: Sequence[float]) -> MetricsSnapshot:
+        """What the metrics need of the items, all read from one committed state."""
         ...

@@ -35,7 +35,7 @@ from ttrd.journal.conversations import normalise_subject, tokens
 from ttrd.journal.facts import Item
 from ttrd.storage import models
 from ttrd.storage.codec import dump_facts, load_facts
-from ttrd.storage.port import CopyRecord, Reject, StoredMessage, SubjectEntry
+from ttrd.storage.port import CopyRecord, MetricsSnapshot, Reject, StoredMessage, SubjectEntry
 
 CHUNK = 500
 """Bound parameters per `IN` list: far below every backend's limit."""
@@ -160,12 +160,11 @@ class SqlStore:
         return (_item(row) for row in self._read(statement))
 
     def excluded_counts(self) -> dict[str, int]:
-        statement = (
-            select(MESSAGES.c.automatic, func.count())
-            .where(MESSAGES.c.automatic.is_not(None))
-            .group_by(MESSAGES.c.automatic)
-        )
-        return dict(self._read(statement))
+        try:
+            with self.engine.connect() as connection:
+                return self._excluded(connection)
+        except SQLAlchemyError as error:
+            raise StorageError(f"database read failed: {getattr(error, 'orig', None) or error}") from error
 
     def counters(self) -> dict[tuple[str, str], int]:
         return {(name, label): value for name, label, value in self._read(select(COUNTERS))}
@@ -175,19 +174,17 @@ class SqlStore:
 
     # --- reads for metrics ---
 
-    def items_for_metrics(
-        self, bounds: Sequence[float], open_since: datetime, contexts: Collection[str]
-    ) -> tuple[
-        dict[tuple[str, str | None, bool, str], tuple[list[int], float]],
-        dict[tuple[str, str], tuple[int, int, datetime | None]],
-        list[Item],
-    ]:
+    def metrics_snapshot(self, bounds: Sequence[float]) -> MetricsSnapshot:
         try:
             with self._snapshot() as connection:
-                return (
-                    self._reply_histograms(connection, bounds),
-                    self._item_tallies(connection, open_since),
-                    self._unreplied_items(connection, contexts),
+                return MetricsSnapshot(
+                    histograms=self._reply_histograms(connection, bounds),
+                    item_counts=self._item_counts(connection),
+                    unreplied=[
+                        _item(row)
+                        for row in connection.execute(select(ITEMS).where(ITEMS.c.status != "replied"))
+                    ],
+                    excluded=self._excluded(connection),
                 )
         except SQLAlchemyError as error:
             raise StorageError(f"database read failed: {getattr(error, 'orig', None) or error}") from error
@@ -226,29 +223,20 @@ class SqlStore:
         return histograms
 
     @staticmethod
-    def _item_tallies(
-        connection: Connection, since: datetime
-    ) -> dict[tuple[str, str], tuple[int, int, datetime | None]]:
-        recent = ITEMS.c.opened_ts >= since.timestamp()
-        statement = select(
-            ITEMS.c.context,
-            ITEMS.c.status,
-            func.count(),
-            func.count().filter(recent),
-            func.min(ITEMS.c.opened_ts).filter(recent),
-        ).group_by(ITEMS.c.context, ITEMS.c.status)
-        return {
-            (context, status): (count, count_since, _time(earliest))
-            for context, status, count, count_since, earliest in connection.execute(statement)
-        }
+    def _item_counts(connection: Connection) -> dict[tuple[str, str], int]:
+        statement = select(ITEMS.c.context, ITEMS.c.status, func.count()).group_by(
+            ITEMS.c.context, ITEMS.c.status
+        )
+        return {(context, status): count for context, status, count in connection.execute(statement)}
 
     @staticmethod
-    def _unreplied_items(connection: Connection, contexts: Collection[str]) -> list[Item]:
-        found: list[Item] = []
-        for chunk in _chunks(contexts):
-            statement = select(ITEMS).where(ITEMS.c.context.in_(chunk), ITEMS.c.status != "replied")
-            found.extend(_item(row) for row in connection.execute(statement))
-        return found
+    def _excluded(connection: Connection) -> dict[str, int]:
+        statement = (
+            select(MESSAGES.c.automatic, func.count())
+            .where(MESSAGES.c.automatic.is_not(None))
+            .group_by(MESSAGES.c.automatic)
+        )
+        return {str(reason): int(count) for reason, count in connection.execute(statement)}
 
 
 def _item(row: Any) -> Item:
