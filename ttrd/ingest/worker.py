@@ -29,6 +29,7 @@ BATCH = 500
 IDLE_POLL = 0.02
 """Seconds between looks at an empty spool: mail is measured within a few tens of milliseconds."""
 RETRY = 1.0
+WORKER_NICENESS = 10
 FINISH_SECONDS = 20.0
 """How long a stopping worker keeps ingesting what is spooled."""
 
@@ -51,6 +52,12 @@ class _Stop:
 def run_worker(settings: Settings) -> None:
     """The worker process's main function (SIGTERM: finish the spool, then exit)."""
     configure_logging()
+    # Parsing and replaying can wait, SMTP sessions cannot: under a burst the spool grows on disk,
+    # and the worker catches up with the CPU the daemon and the mail server leave over.
+    try:
+        os.nice(WORKER_NICENESS)
+    except OSError as error:
+        log.warning("cannot lower the ingest worker's priority: %s", error)
     stop = _Stop()
     signal.signal(signal.SIGTERM, stop.request)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when the worker stops
