@@ -14,31 +14,19 @@ import argparse
 import shutil
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.integration.daemon import Ttrd  # noqa: E402
-from tests.integration.test_durability import blast, check_all_stored_once  # noqa: E402
+from tests.integration.test_durability import check_all_stored_once, kill_during_a_burst  # noqa: E402
 
 
 def one_round(work: Path, kill_after: int) -> tuple[int, int, int]:
     ttrd = Ttrd(work).start()
-    accepted: set[str] = set()
-    stop = threading.Event()
-    sender = threading.Thread(target=blast, args=(ttrd.smtp_port, 20, 100, accepted, stop))
     try:
-        sender.start()
-        deadline = time.monotonic() + 120
-        while len(accepted) < kill_after and sender.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.005)
-        ttrd.kill()
-        stop.set()
-        sender.join(60)
-        promised = set(accepted)
+        promised = kill_during_a_burst(ttrd, per_session=100, kill_after=kill_after)
         ttrd.start()
         try:
             counts = check_all_stored_once(ttrd, promised)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -19,7 +21,7 @@ from ttrd.errors import InputError, TtrdError
 from ttrd.ingest.importer import BatchReader, import_batches, summary
 from ttrd.ingest.pipeline import Pipeline
 from ttrd.ingest.sources import total_bytes
-from ttrd.journal.facts import Folder
+from ttrd.journal.facts import Folder, Item
 from ttrd.journal.report import summarise
 from ttrd.storage.port import Store
 from ttrd.views import print_json_lines, replies_table, reply_record, report_record, report_table
@@ -58,6 +60,19 @@ class GroupKind(StrEnum):
 
 def _settings(config: Path | None) -> Settings:
     return load_settings(config_path(config))
+
+
+@contextmanager
+def _stored_items(
+    config: Path | None, since: str | None, until: str | None
+) -> Iterator[tuple[Settings, Iterator[Item]]]:
+    """The settings and the stored items opened in [--since, --until), the store open meanwhile."""
+    settings = _settings(config)
+    store = _store(settings)
+    try:
+        yield settings, store.items(_moment(since, "--since"), _moment(until, "--until"))
+    finally:
+        store.close()
 
 
 def _store(settings: Settings) -> Store:
@@ -162,18 +177,13 @@ def replies(
     json: JsonOption = False,
 ) -> None:
     """One row per item: when it opened, who replied and how long it took."""
-    settings = _settings(config)
-    store = _store(settings)
-    try:
+    with _stored_items(config, since, until) as (settings, items):
         now = datetime.now(UTC)
-        items = store.items(_moment(since, "--since"), _moment(until, "--until"))
         records = (reply_record(item, now, settings.directory) for item in items)
         if json:
             print_json_lines(records, out)
         else:
             out.print(replies_table(records))
-    finally:
-        store.close()
 
 
 @app.command()
@@ -187,18 +197,12 @@ def report(
     json: JsonOption = False,
 ) -> None:
     """Reply times aggregated: count, reply rate, mean, median and p90, awaiting, unanswered, SLA breaches."""
-    settings = _settings(config)
-    store = _store(settings)
-    try:
-        now = datetime.now(UTC)
-        items = store.items(_moment(since, "--since"), _moment(until, "--until"))
-        rows = summarise(items, by.value, settings.directory, now)
+    with _stored_items(config, since, until) as (settings, items):
+        rows = summarise(items, by.value, settings.directory, datetime.now(UTC))
         if json:
             print_json_lines((report_record(row, by.value) for row in rows), out)
         else:
             out.print(report_table(rows, by.value))
-    finally:
-        store.close()
 
 
 @app.callback(invoke_without_command=True)

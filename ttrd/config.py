@@ -36,6 +36,8 @@ from ttrd.journal.directory import (
 from ttrd.journal.hours import WEEKDAYS, Schedule, Span, check_country, parse_span
 
 DEFAULT_CONFIG_PATH = Path("/etc/ttrd/ttrd.toml")
+UNKNOWN_AGENT = "unknown"
+"""The `agent` label of replies that no configured agent sent (SPEC §6): no agent may be called so."""
 
 TlsMode = Literal["implicit", "starttls", "none"]
 DEFAULT_IMAP_FOLDERS = ("INBOX", "\\Sent")
@@ -577,8 +579,14 @@ class _Builder:
         )
 
     def _add_agent(self, table: _Table) -> None:
+        agent_id = table.required("id", _ID)
+        if agent_id == UNKNOWN_AGENT:
+            # The metrics' agent label says "unknown" for replies no configured agent sent.
+            raise table.error(
+                "id", f'"{UNKNOWN_AGENT}" is reserved (the agent label of replies by nobody known)'
+            )
         agent = Agent(
-            id=table.required("id", _ID),
+            id=agent_id,
             address=table.required("address", _ADDRESS),
             aliases=table.optional("aliases", _list_of(_ADDRESS), ()),
             name=table.optional("name", _STRING, ""),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 from collections.abc import Callable
@@ -59,7 +60,9 @@ class Worker:
         self.restarts = 0
 
     def start(self) -> None:
-        self.process = self._context.Process(target=run_worker, args=(self.settings,), name="ttrd-worker")
+        self.process = self._context.Process(
+            target=run_worker, args=(self.settings, os.getpid()), name="ttrd-worker"
+        )
         self.process.start()
 
     def alive(self) -> bool:

@@ -52,19 +52,27 @@ def check_all_stored_once(ttrd: Ttrd, accepted: set[str]) -> dict[str, int]:
     return counts
 
 
-def test_sigkill_in_the_middle_loses_and_doubles_nothing(tmp_path: Path) -> None:
-    ttrd = Ttrd(tmp_path).start()
+def kill_during_a_burst(ttrd: Ttrd, per_session: int, kill_after: int) -> set[str]:
+    """SIGKILL the daemon once `kill_after` messages got a 250 from 20 sessions; those messages."""
     accepted: set[str] = set()
     stop = threading.Event()
-    sender = threading.Thread(target=blast, args=(ttrd.smtp_port, 20, 40, accepted, stop))
+    sender = threading.Thread(target=blast, args=(ttrd.smtp_port, 20, per_session, accepted, stop))
+    sender.start()
     try:
-        sender.start()
-        wait_for(lambda: len(accepted) >= 150, timeout=120)
+        wait_for(lambda: len(accepted) >= kill_after or not sender.is_alive(), timeout=120)
+    finally:
         ttrd.kill()
         stop.set()
         sender.join(60)
+    return set(accepted)
+
+
+def test_sigkill_in_the_middle_loses_and_doubles_nothing(tmp_path: Path) -> None:
+    ttrd = Ttrd(tmp_path).start()
+    try:
+        accepted = kill_during_a_burst(ttrd, per_session=40, kill_after=150)
         ttrd.start()
-        counts = check_all_stored_once(ttrd, set(accepted))
+        counts = check_all_stored_once(ttrd, accepted)
         lost = accepted - counts.keys()
         doubled = [key for key, count in counts.items() if count > 1]
         print(

@@ -700,3 +700,8 @@ def test_smtp_tls_and_auth_files_are_relative_to_the_config(tmp_path: Path) -> N
     assert settings.smtp.tls_certificate == tmp_path / "c.pem"
     assert settings.smtp.tls_key == Path("/abs/k.pem")
     assert settings.smtp.require_starttls and settings.smtp.auth_file == tmp_path / "u"
+
+
+def test_the_unknown_agent_label_is_reserved(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + '[[agents]]\nid = "unknown"\naddress = "u@example.com"\n')
+    assert_names(failure(path), path, "agents[unknown].id", "reserved")

@@ -49,8 +49,12 @@ class _Stop:
         return spool_empty or time.monotonic() - self.requested_at > FINISH_SECONDS
 
 
-def run_worker(settings: Settings) -> None:
-    """The worker process's main function (SIGTERM: finish the spool, then exit)."""
+def run_worker(settings: Settings, daemon_pid: int) -> None:
+    """The worker process's main function (SIGTERM: finish the spool, then exit).
+
+    It also stops when the daemon is gone (killed): its parent is then no longer `daemon_pid`,
+    which is passed in because the daemon may die before this process has even started.
+    """
     configure_logging()
     # Parsing and replaying can wait, SMTP sessions cannot: under a burst the spool grows on disk,
     # and the worker catches up with the CPU the daemon and the mail server leave over.
@@ -61,13 +65,12 @@ def run_worker(settings: Settings) -> None:
     stop = _Stop()
     signal.signal(signal.SIGTERM, stop.request)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when the worker stops
-    parent = os.getppid()
     store = SqlStore(settings.storage.url, durable=True)
     spool = SqlSpool(spool_url(settings.storage.url))
     pipeline = Pipeline(store, settings.directory)
     try:
         while True:
-            if os.getppid() != parent:
+            if os.getppid() != daemon_pid:
                 log.error("the daemon is gone; the ingest worker stops (the spool keeps the rest)")
                 return
             taken = _take(spool)

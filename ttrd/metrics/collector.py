@@ -26,6 +26,7 @@ from prometheus_client.metrics_core import (
 )
 
 from ttrd import __version__
+from ttrd.config import UNKNOWN_AGENT
 from ttrd.ingest.pipeline import GENERATION
 from ttrd.journal.directory import Directory
 from ttrd.journal.engine import judge
@@ -38,8 +39,6 @@ DEFAULT_BUCKETS: tuple[float, ...] = tuple(
 )
 """1 minute to 1 week: from a desk that answers at once to one that takes days."""
 
-UNKNOWN_AGENT = "unknown"
-"""The `agent` label of replies that no configured agent sent (SPEC §3, "Who replied": null)."""
 
 Histograms = Mapping[tuple[str, str | None, bool, str], tuple[list[int], float]]
 Counts = Mapping[tuple[str, str], int]
