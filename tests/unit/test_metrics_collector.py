@@ -23,9 +23,10 @@ from ttrd.ingest.pipeline import Copy, Pipeline
 from ttrd.journal.directory import Agent, Directory, Mailbox, Organization, Sla
 from ttrd.journal.engine import judge
 from ttrd.journal.facts import Delivery
+from ttrd.journal.histogram import DEFAULT_BOUNDS, reply_bounds
 from ttrd.journal.hours import Schedule, Span
 from ttrd.journal.report import sla_breaches
-from ttrd.metrics.collector import DEFAULT_BUCKETS, TtrdCollector, bucket_bounds
+from ttrd.metrics.collector import TtrdCollector
 from ttrd.storage.sql import SqlStore
 
 OFFICE = Schedule("office", "UTC", ((Span(9 * 60, 17 * 60),),) * 5 + ((), ()), frozenset({date(2026, 3, 18)}))
@@ -160,7 +161,7 @@ def buckets(found: Samples, **labels: str) -> dict[str, float]:
 
 
 def test_buckets_are_the_ladder_and_every_sla_threshold() -> None:
-    assert bucket_bounds(DIRECTORY) == tuple(sorted({*DEFAULT_BUCKETS, 18000.0, 129600.0}))
+    assert reply_bounds(DIRECTORY) == tuple(sorted({*DEFAULT_BOUNDS, 18000.0, 129600.0}))
 
 
 def test_reply_histogram_by_mailbox_agent_first_and_clock(store: SqlStore) -> None:
@@ -185,7 +186,7 @@ def test_reply_histogram_by_mailbox_agent_first_and_clock(store: SqlStore) -> No
     # One reply each: its bucket and every larger one hold it; a bound equal to it holds it (le).
     for labels, seconds in expected_sums.items():
         cumulative = buckets(found, **dict(zip(names, labels, strict=True)))
-        assert list(cumulative) == [*map(repr, bucket_bounds(DIRECTORY)), "+Inf"]
+        assert list(cumulative) == [*map(repr, reply_bounds(DIRECTORY)), "+Inf"]
         assert cumulative == {le: float(le == "+Inf" or seconds <= float(le)) for le in cumulative}
     exactly_5h = buckets(found, mailbox="support", agent="unknown", first="false", clock="business")
     assert (exactly_5h["14400.0"], exactly_5h["18000.0"]) == (0.0, 1.0)
@@ -341,7 +342,7 @@ def test_an_empty_database_exposes_zeros_for_every_configured_context(tmp_path: 
 def test_histogram_counts_match_a_recount_of_the_items(store: SqlStore) -> None:
     """The database's bucket counts against bisecting every replied item's seconds."""
     found = samples(scrape(store))
-    bounds = bucket_bounds(DIRECTORY)
+    bounds = reply_bounds(DIRECTORY)
     expected: Counter[tuple[str, str, str]] = Counter()
     for item in store.items():
         if item.status != "replied":
@@ -359,7 +360,7 @@ def test_histogram_counts_match_a_recount_of_the_items(store: SqlStore) -> None:
 
 def test_one_scrape_reads_one_committed_state(store: SqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """A batch committed between two reads of one scrape shows in neither: the numbers agree."""
-    bounds = bucket_bounds(DIRECTORY)
+    bounds = reply_bounds(DIRECTORY)
     before = store.metrics_snapshot(bounds)
     read_counts = SqlStore._item_counts
 

@@ -98,3 +98,19 @@ def test_a_family_handed_out_again_is_not_rendered_again() -> None:
     assert renderer.render([family]) == first
     fresh = GaugeMetricFamily("ttrd_x", "x", labels=["mailbox"])
     assert renderer.render([fresh]) != first
+
+
+def test_series_kept_from_the_last_render_are_right_after_a_change() -> None:
+    bounds = (60.0, 3600.0)
+    before = {("support", "alice"): ([1, 2, 2], 70.0), ("sales", "bob"): ([0, 1, 1], 90.0)}
+    after = {
+        ("support", "alice"): ([1, 2, 3], 4000.0),
+        ("sales", "bob"): ([0, 1, 1], 90.0),
+        ("x", "y"): ([1, 1, 1], 1.0),
+    }
+    renderer = Renderer()
+    renderer.render([Histogram("ttrd_h", "h", ("mailbox", "agent"), bounds, before)])
+    changed = Histogram("ttrd_h", "h", ("mailbox", "agent"), bounds, after)
+    registry = CollectorRegistry()
+    registry.register(Fixed([Histogram("ttrd_h", "h", ("mailbox", "agent"), bounds, after)]))  # type: ignore[arg-type]
+    assert renderer.render([changed]) == generate_latest(registry)

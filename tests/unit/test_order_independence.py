@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from ttrd.ingest.pipeline import Copy, Pipeline
 from ttrd.journal.directory import Agent, Directory, Mailbox, Organization, Sla
 from ttrd.journal.facts import Delivery, Item
-from ttrd.storage.sql import SqlStore
+from ttrd.storage.sql import SqlStore, _stored_histograms
 
 DIRECTORY = Directory(
     Organization(domains=("example.com",), window_days=2),
@@ -90,6 +90,10 @@ def items_after(batches: list[list[tuple[datetime, bytes, frozenset[str]]]]) -> 
                 pipeline.ingest(
                     [Copy(raw, Delivery("smtp", RECEIVED, rcpt_to=rcpt)) for _, raw, rcpt in batch]
                 )
+            # The reply histogram kept up to date batch by batch is the one tallied from the items.
+            with store.engine.connect() as connection:
+                kept = _stored_histograms(connection, pipeline.bounds)
+                assert kept == SqlStore._reply_histograms(connection, pipeline.bounds)
             return sorted(store.items(), key=lambda i: (i.context, i.inbound_message_id))
         finally:
             store.close()

@@ -37,6 +37,7 @@ from ttrd.journal.conversations import (
 from ttrd.journal.directory import Directory
 from ttrd.journal.engine import Classified, classify, conversation_items
 from ttrd.journal.facts import Delivery, Item, MessageFacts
+from ttrd.journal.histogram import bounds_key, difference, reply_bounds, tally
 from ttrd.journal.parse import parse_message
 from ttrd.storage.port import Batch, CopyRecord, Reject, Store, StoredMessage, SubjectEntry
 
@@ -109,6 +110,7 @@ class Pipeline:
     def __init__(self, store: Store, directory: Directory) -> None:
         self.store = store
         self.directory = directory
+        self.bounds = reply_bounds(directory)
 
     def ingest(self, copies: Sequence[Copy]) -> IngestResult:
         """Store a batch durably and bring the items of every conversation it touches up to date."""
@@ -118,12 +120,14 @@ class Pipeline:
         """Steps 2 to 4 of a parsed batch, in one transaction."""
         result = IngestResult(read=len(parsed.copies) + len(parsed.rejects), parse_errors=len(parsed.rejects))
         with self.store.batch() as batch:
+            if batch.histogram_bounds() != bounds_key(self.bounds):  # new database, or SLAs changed
+                batch.rebuild_histogram(self.bounds)
             batch.add_rejects(parsed.rejects)
             known = batch.known_copies({facts.copy_key for facts, _ in parsed.copies})
             fresh = _fresh(parsed.copies, known)
             result.duplicates = len(parsed.copies) - len(fresh)
             if fresh:
-                _Replay(batch, self.directory, result).run(fresh)
+                _Replay(batch, self.directory, self.bounds, result).run(fresh)
             batch.add_to_counters(_counters(result, changed=bool(fresh)))
         return result
 
@@ -169,9 +173,12 @@ class _Merged:
 class _Replay:
     """Steps 2–4 of a batch, inside its transaction."""
 
-    def __init__(self, batch: Batch, directory: Directory, result: IngestResult) -> None:
+    def __init__(
+        self, batch: Batch, directory: Directory, bounds: tuple[float, ...], result: IngestResult
+    ) -> None:
         self.batch = batch
         self.directory = directory
+        self.bounds = bounds
         self.result = result
         self._classified: dict[str, Classified] = {}
 
@@ -314,7 +321,9 @@ class _Replay:
         self.batch.delete_messages(list(merged.replacing.values()))
         self.batch.insert_messages(inserted)
         self.batch.update_messages(updated)
-        self._count_items(self.batch.replace_items(affected, items), items)
+        replaced = self.batch.replace_items(affected, items)
+        self.batch.add_to_histogram(difference(tally(items, self.bounds), tally(replaced, self.bounds)))
+        self._count_items(replaced, items)
 
     def _count_items(self, old_items: list[Item], new_items: list[Item]) -> None:
         before = {(i.context, i.inbound_message_id): i.status for i in old_items}

@@ -31,14 +31,9 @@ from ttrd.ingest.pipeline import GENERATION
 from ttrd.journal.directory import Directory
 from ttrd.journal.engine import judge
 from ttrd.journal.facts import Item
+from ttrd.journal.histogram import reply_bounds
 from ttrd.metrics.exposition import Histogram
 from ttrd.storage.port import MetricsSnapshot, Store
-
-DEFAULT_BUCKETS: tuple[float, ...] = tuple(
-    60.0 * minutes for minutes in (1, 5, 15, 30, 60, 120, 240, 480, 1440, 2880, 4320, 10080)
-)
-"""1 minute to 1 week: from a desk that answers at once to one that takes days."""
-
 
 Histograms = Mapping[tuple[str, str | None, bool, str], tuple[list[int], float]]
 Counts = Mapping[tuple[str, str], int]
@@ -62,13 +57,6 @@ _INGEST_COUNTERS: dict[str, tuple[str, str, str | None]] = {
         None,
     ),
 }
-
-
-def bucket_bounds(directory: Directory) -> tuple[float, ...]:
-    """The default ladder and every configured SLA threshold, ascending: one set for all series, so
-    that series add up, and a threshold is a bucket bound, so `le` reads the share within it."""
-    thresholds = {float(sla.seconds) for context in directory.contexts.values() for sla in context.sla}
-    return tuple(sorted(set(DEFAULT_BUCKETS) | thresholds))
 
 
 def _no_counters() -> Counts:
@@ -105,7 +93,7 @@ class TtrdCollector:
         self._clock = clock
         self._extra_counters = extra_counters
         self._window = timedelta(seconds=directory.organization.window_seconds)
-        self.bounds = bucket_bounds(directory)
+        self.bounds = reply_bounds(directory)
         self._bucket = {bound: index for index, bound in enumerate(self.bounds)}
         # Smallest first: an item past k thresholds is past exactly the first k (ties pass together).
         self._thresholds = {

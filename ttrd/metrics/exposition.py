@@ -23,6 +23,10 @@ _go_string: Callable[[float], str] = _untyped_go_string
 _PROMETHEUS_TYPES = {"counter": "counter", "gauge": "gauge", "histogram": "histogram", "unknown": "untyped"}
 
 
+SeriesKey = tuple[tuple[str, ...], tuple[int, ...], float]
+"""A histogram series as written: its label values, cumulative counts and sum."""
+
+
 class Histogram(Metric):
     """A histogram family given as cumulative counts per series, written straight to text.
 
@@ -54,22 +58,29 @@ class Histogram(Metric):
         self.samples = family.samples
         return self.samples
 
-    def text(self) -> str:
+    def text(self, known: Mapping[SeriesKey, str] | None = None) -> tuple[str, dict[SeriesKey, str]]:
+        """The text, and the text of each series; series found in `known` are not written again."""
         name = self.name
         help_text = self.documentation.replace("\\", r"\\").replace("\n", r"\n")
-        lines = [f"# HELP {name} {help_text}\n# TYPE {name} histogram\n"]
+        written: dict[SeriesKey, str] = {}
         for values, (cumulative, total) in self._series.items():
-            series = tuple(sorted(zip(self._labelnames, values, strict=True)))
-            before, after = _split_at_le(series)
-            joined = _braced(before, after)
-            head = f'{name}_bucket{{{before}{"," if before else ""}le="'
-            tail = f'"{"," if after else ""}{after}}} '
-            lines.extend(
-                f"{head}{edge}{tail}{_counted(count)}\n"
-                for edge, count in zip(self._edges, cumulative, strict=True)
-            )
-            lines.append(f"{name}_count{joined} {_counted(cumulative[-1])}\n")
-            lines.append(f"{name}_sum{joined} {_go_string(total)}\n")
+            key = (values, tuple(cumulative), total)
+            text = (known or {}).get(key)
+            written[key] = text if text is not None else self._series_text(values, cumulative, total)
+        return f"# HELP {name} {help_text}\n# TYPE {name} histogram\n" + "".join(written.values()), written
+
+    def _series_text(self, values: tuple[str, ...], cumulative: Sequence[int], total: float) -> str:
+        name = self.name
+        before, after = _split_at_le(tuple(sorted(zip(self._labelnames, values, strict=True))))
+        joined = _braced(before, after)
+        head = f'{name}_bucket{{{before}{"," if before else ""}le="'
+        tail = f'"{"," if after else ""}{after}}} '
+        lines = [
+            f"{head}{edge}{tail}{_counted(count)}\n"
+            for edge, count in zip(self._edges, cumulative, strict=True)
+        ]
+        lines.append(f"{name}_count{joined} {_counted(cumulative[-1])}\n")
+        lines.append(f"{name}_sum{joined} {_go_string(total)}\n")
         return "".join(lines)
 
 
@@ -78,6 +89,7 @@ class Renderer:
 
     def __init__(self) -> None:
         self._last: dict[int, tuple[Metric, str]] = {}
+        self._series: dict[str, dict[SeriesKey, str]] = {}
 
     def render(self, families: Iterable[Metric]) -> bytes:
         texts: list[str] = []
@@ -88,7 +100,8 @@ class Renderer:
             if cached is not None and cached[0] is family:
                 text = cached[1]
             elif isinstance(family, Histogram):
-                text = family.text()
+                # Between two batches of mail most series are unchanged: their text is kept.
+                text, self._series[family.name] = family.text(self._series.get(family.name))
             else:
                 text = _family(family)
             kept[id(family)] = (family, text)

@@ -121,3 +121,27 @@ class SpoolRow(SQLModel, table=True):
     """JSON list of envelope recipients, journal addresses already removed or decoded."""
     peer: str = ""
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class ReplyHistogramRow(SQLModel, table=True):
+    """The reply-time tally of one series, kept up to date by every batch (ttrd.journal.histogram)."""
+
+    __tablename__ = "reply_histogram"
+    __table_args__ = _NO_ROWID
+    context: str = Field(primary_key=True)
+    agent: str = Field(primary_key=True)
+    """The agent id, "" when nobody known replied."""
+    first: bool = Field(primary_key=True)
+    clock: str = Field(primary_key=True)
+    buckets: str = Field(sa_column=Column(Text, nullable=False))
+    """JSON list of items per bucket (not cumulative), the last one above every bound."""
+    sum_micros: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class StateRow(SQLModel, table=True):
+    """Small named values about the stored data (the bounds the histogram is tallied in)."""
+
+    __tablename__ = "ttrd_state"
+    __table_args__ = _NO_ROWID
+    name: str = Field(primary_key=True)
+    value: str

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Protocol
 
 from ttrd.journal.facts import Item, MessageFacts, Source
+from ttrd.journal.histogram import Series, Tally
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +59,6 @@ class Reject:
     origin: str
     problem: str
     raw: bytes
-
-
-Series = tuple[str, str | None, bool, str]
-"""A reply-time series: (context, agent, first, clock), clock being "calendar" or "business"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +122,16 @@ class Batch(Protocol):
     def add_to_counters(self, counts: Mapping[tuple[str, str], int]) -> None:
         """Add to persistent counters, keyed by (name, label)."""
         ...
+
+    def histogram_bounds(self) -> str | None:
+        """The bounds (histogram.bounds_key) the stored reply histogram is tallied in, if any."""
+        ...
+
+    def rebuild_histogram(self, bounds: tuple[float, ...]) -> None:
+        """Tally every replied item again, in these bounds."""
+        ...
+
+    def add_to_histogram(self, changes: Mapping[Series, Tally]) -> None: ...
 
 
 class Store(Protocol):

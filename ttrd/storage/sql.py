@@ -7,9 +7,11 @@ batch, and one round trip per row would cost more than parsing the mail.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from itertools import accumulate
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from sqlmodel import SQLModel
 from ttrd.errors import SchemaError, StorageError
 from ttrd.journal.conversations import normalise_subject, tokens
 from ttrd.journal.facts import Item
+from ttrd.journal.histogram import Series, Tally, bounds_key, tally
 from ttrd.storage import models
 from ttrd.storage.codec import dump_facts, load_facts
 from ttrd.storage.port import CopyRecord, MetricsSnapshot, Reject, StoredMessage, SubjectEntry
@@ -49,6 +52,8 @@ REJECTS = models.RejectRow.__table__  # type: ignore[attr-defined]
 COUNTERS = models.CounterRow.__table__  # type: ignore[attr-defined]
 SCHEMA = models.SchemaInfo.__table__  # type: ignore[attr-defined]
 SPOOL = models.SpoolRow.__table__  # type: ignore[attr-defined]
+HISTOGRAM = models.ReplyHistogramRow.__table__  # type: ignore[attr-defined]
+STATE = models.StateRow.__table__  # type: ignore[attr-defined]
 
 
 def _ts(moment: datetime | None) -> float | None:
@@ -179,13 +184,11 @@ class SqlStore:
     def metrics_snapshot(self, bounds: Sequence[float]) -> MetricsSnapshot:
         try:
             with self._snapshot() as connection:
+                stored = _stored_histograms(connection, bounds)
                 return MetricsSnapshot(
-                    histograms=self._reply_histograms(connection, bounds),
+                    histograms=stored if stored is not None else self._reply_histograms(connection, bounds),
                     item_counts=self._item_counts(connection),
-                    unreplied=[
-                        _item(row)
-                        for row in connection.execute(select(ITEMS).where(ITEMS.c.status != "replied"))
-                    ],
+                    unreplied=_unreplied(connection),
                     excluded=self._excluded(connection),
                 )
         except SQLAlchemyError as error:
@@ -239,6 +242,46 @@ class SqlStore:
             .group_by(MESSAGES.c.automatic)
         )
         return {str(reason): int(count) for reason, count in connection.execute(statement)}
+
+
+_BOUNDS = "reply_histogram_bounds"
+
+
+def _series_order(entry: tuple[Series, Tally]) -> tuple[str, str, bool, str]:
+    context, agent, first, clock = entry[0]
+    return (context, agent or "", first, clock)
+
+
+def _histogram_bounds(connection: Connection) -> str | None:
+    value = connection.execute(select(STATE.c.value).where(STATE.c.name == _BOUNDS)).scalar()
+    return None if value is None else str(value)
+
+
+def _stored_histograms(
+    connection: Connection, bounds: Sequence[float]
+) -> dict[Series, tuple[list[int], float]] | None:
+    """The kept tallies as cumulative counts and sums, or None when they are in other bounds."""
+    if _histogram_bounds(connection) != bounds_key(bounds):
+        return None
+    return {
+        (context, agent or None, bool(first), clock): (
+            list(accumulate(json.loads(buckets))),
+            total / 1_000_000,
+        )
+        for context, agent, first, clock, buckets, total in connection.execute(select(HISTOGRAM))
+    }
+
+
+def _unreplied(connection: Connection) -> list[Item]:
+    """The items without a reply, with only what the metrics judge them by (no customer)."""
+    columns = (ITEMS.c.conversation, ITEMS.c.context, ITEMS.c.inbound_message_id, ITEMS.c.opened_ts,
+               ITEMS.c.first, ITEMS.c.status)  # fmt: skip
+    return [
+        Item(conversation, context, inbound, None, datetime.fromtimestamp(opened, UTC), bool(first), status)
+        for conversation, context, inbound, opened, first, status in connection.execute(
+            select(*columns).where(ITEMS.c.status != "replied")
+        )
+    ]
 
 
 def _item(row: Any) -> Item:
@@ -449,6 +492,40 @@ class SqlBatch:
 
     def add_to_counters(self, counts: Mapping[tuple[str, str], int]) -> None:
         add_counts(self.connection, counts)
+
+    def histogram_bounds(self) -> str | None:
+        return _histogram_bounds(self.connection)
+
+    def rebuild_histogram(self, bounds: tuple[float, ...]) -> None:
+        replied = (
+            _item(row) for row in self.connection.execute(select(ITEMS).where(ITEMS.c.status == "replied"))
+        )
+        self.connection.execute(delete(HISTOGRAM))
+        self.add_to_histogram(tally(replied, bounds))
+        self.connection.execute(delete(STATE).where(STATE.c.name == _BOUNDS))
+        self.connection.execute(insert(STATE).values(name=_BOUNDS, value=bounds_key(bounds)))
+
+    def add_to_histogram(self, changes: Mapping[Series, Tally]) -> None:
+        for (context, agent, first, clock), change in sorted(changes.items(), key=_series_order):
+            key = (
+                HISTOGRAM.c.context == context,
+                HISTOGRAM.c.agent == (agent or ""),
+                HISTOGRAM.c.first == first,
+                HISTOGRAM.c.clock == clock,
+            )
+            row = self.connection.execute(
+                select(HISTOGRAM.c.buckets, HISTOGRAM.c.sum_micros).where(*key)
+            ).first()
+            total = change if row is None else change.plus(Tally(tuple(json.loads(row[0])), row[1]))
+            if row is not None:
+                self.connection.execute(delete(HISTOGRAM).where(*key))
+            if total.count:
+                self.connection.execute(
+                    insert(HISTOGRAM).values(
+                        context=context, agent=agent or "", first=first, clock=clock,
+                        buckets=json.dumps(total.buckets), sum_micros=total.sum_micros,
+                    )
+                )  # fmt: skip
 
 
 class DriverStatement:
