@@ -57,7 +57,6 @@ class Worker:
         # spawn, not fork: the daemon has threads by the time a restart is needed.
         self._context = multiprocessing.get_context("spawn")
         self.process: multiprocessing.process.BaseProcess | None = None
-        self.restarts = 0
 
     def start(self) -> None:
         self.process = self._context.Process(
@@ -70,7 +69,6 @@ class Worker:
         if self.process is not None and self.process.is_alive():
             return True
         log.error("the ingest worker exited (code %s); restarting it", self.process and self.process.exitcode)
-        self.restarts += 1
         self.start()
         return False
 
@@ -120,21 +118,21 @@ class Daemon:
                 settings.metrics.listen.host, settings.metrics.listen.port, registry
             )
             log.info("accepting mail on %s, metrics on %s", settings.smtp.listen, settings.metrics.listen)
-            systemd.notify("READY=1", f"STATUS=accepting mail on {settings.smtp.listen}")
+            systemd.ready(f"accepting mail on {settings.smtp.listen}")
             watchdog = asyncio.get_running_loop().create_task(
                 self._watchdog(spooler, worker), name="ttrd-watchdog"
             )
             await self._stop.wait()
             watchdog.cancel()
         finally:
-            systemd.notify("STOPPING=1", "STATUS=draining SMTP sessions")
+            systemd.stopping("draining SMTP sessions")
             if smtp is not None:
                 await smtp.drain(DRAIN_SECONDS)
             await spooler.close()
             if metrics is not None:
                 metrics.close()
                 await metrics.wait_closed()
-            systemd.notify("STATUS=ingesting what is spooled")
+            systemd.status("ingesting what is spooled")
             await worker.stop()
             store.close()
             spool.close()
@@ -152,7 +150,7 @@ class Daemon:
                 log.error("watchdog: the spool does not answer: %s", error)
                 continue
             if worker.alive():
-                systemd.notify("WATCHDOG=1")
+                systemd.watchdog()
 
 
 def run(settings: Settings) -> int:

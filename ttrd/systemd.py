@@ -86,14 +86,6 @@ def watchdog() -> bool:
     return notify("WATCHDOG=1")
 
 
-def extend_timeout(seconds: float) -> bool:
-    """Ask for `seconds` more before the start (or stop) times out, e.g. during a long schema upgrade.
-
-    systemd needs the next extension (or READY=1) within that time; repeat the call while working.
-    """
-    return notify(f"EXTEND_TIMEOUT_USEC={max(1, round(seconds * 1_000_000))}")
-
-
 def watchdog_interval() -> float | None:
     """Seconds between two `watchdog()` calls, or None when systemd expects none from this process.
 

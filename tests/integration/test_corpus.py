@@ -12,6 +12,7 @@ from tests.integration.test_import_cli import ttrd
 from ttrd.ingest.importer import BatchReader, import_batches
 from ttrd.ingest.pipeline import Pipeline
 from ttrd.journal.directory import Agent, Directory, Mailbox, Organization
+from ttrd.journal.histogram import reply_bounds
 from ttrd.storage.sql import SqlStore
 
 
@@ -29,7 +30,7 @@ def test_every_bounce_and_auto_reply_is_excluded_with_a_reason(shared: Path, tmp
             [corpus], datetime.now(UTC), owner="support@tracked.invalid", folder="inbox"
         ) as reader:
             result = import_batches(Pipeline(store, directory), reader)
-        excluded = store.excluded_counts()
+        excluded = store.metrics_snapshot(reply_bounds(directory)).excluded
         items = list(store.items())
     finally:
         store.close()

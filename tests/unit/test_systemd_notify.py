@@ -91,8 +91,6 @@ def test_notify_delivers_exactly_the_states_to_an_abstract_socket(abstract_socke
         # A newline in a free text must not smuggle in another assignment.
         (systemd.status, ("storage error:\nREADY=1",), b"STATUS=storage error: READY=1"),
         (systemd.ready, ("a\r\nb",), b"READY=1\nSTATUS=a b"),
-        (systemd.extend_timeout, (2.5,), b"EXTEND_TIMEOUT_USEC=2500000"),
-        (systemd.extend_timeout, (0,), b"EXTEND_TIMEOUT_USEC=1"),
     ],
     ids=lambda value: getattr(value, "__name__", None),
 )

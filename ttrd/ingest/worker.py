@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from types import FrameType
 
+from ttrd import systemd
 from ttrd.config import Settings
 from ttrd.errors import StorageError
 from ttrd.ingest.pipeline import Copy, Pipeline
@@ -56,6 +57,7 @@ def run_worker(settings: Settings, daemon_pid: int) -> None:
     which is passed in because the daemon may die before this process has even started.
     """
     configure_logging()
+    systemd.unset_environment()  # only the daemon speaks to systemd (NotifyAccess=main)
     # Parsing and replaying can wait, SMTP sessions cannot: under a burst the spool grows on disk,
     # and the worker catches up with the CPU the daemon and the mail server leave over.
     try:

@@ -150,11 +150,11 @@ class Schedule:
 
     def _closed_days(self, first: date, last: date) -> frozenset[int]:
         """Ordinals of the holidays among the days first..last."""
-        days = {day for day in self.holidays if first <= day <= last}
-        if self.country is not None:
-            for year in range(first.year, last.year + 1):
-                days.update(_public_holidays(self.country, self.subdivision, year))
-        return frozenset(day.toordinal() for day in days)
+        return frozenset(
+            ordinal
+            for ordinal in range(first.toordinal(), last.toordinal() + 1)
+            if self.is_holiday(date.fromordinal(ordinal))
+        )
 
 
 def parse_span(text: str) -> Span:

@@ -275,7 +275,7 @@ class _PasswordFile:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def __call__(self, server: SMTP, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+    def __call__(self, server: SMTP, session: Any, envelope: Any, _mechanism: str, data: Any) -> AuthResult:
         if not isinstance(data, LoginPassword):
             return AuthResult(success=False, handled=False)
         try:

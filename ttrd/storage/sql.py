@@ -166,13 +166,6 @@ class SqlStore:
         )
         return (_item(row) for row in self._read(statement))
 
-    def excluded_counts(self) -> dict[str, int]:
-        try:
-            with self.engine.connect() as connection:
-                return self._excluded(connection)
-        except SQLAlchemyError as error:
-            raise StorageError(f"database read failed: {getattr(error, 'orig', None) or error}") from error
-
     def counters(self) -> dict[tuple[str, str], int]:
         return {(name, label): value for name, label, value in self._read(select(COUNTERS))}
 
