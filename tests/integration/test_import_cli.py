@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SHARED, require
+from tests.integration.daemon import TTRD
 
-TTRD = Path(sys.executable).parent / "ttrd"
 SCORER = SHARED / "tools" / "score-scenario.py"
 SCENARIOS = ["basic", "shuffled", "twisted"]
 

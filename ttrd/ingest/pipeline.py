@@ -39,7 +39,7 @@ from ttrd.journal.engine import Classified, classify, conversation_items
 from ttrd.journal.facts import Delivery, Item, MessageFacts
 from ttrd.journal.histogram import bounds_key, difference, reply_bounds, tally
 from ttrd.journal.parse import parse_message
-from ttrd.storage.port import Batch, CopyRecord, Reject, Store, StoredMessage, SubjectEntry
+from ttrd.storage.port import GENERATION, Batch, CopyRecord, Reject, Store, StoredMessage, SubjectEntry
 
 log = logging.getLogger(__name__)
 
@@ -140,10 +140,6 @@ def _fresh(
         if facts.copy_key not in known:
             fresh.setdefault(facts.copy_key, (facts, delivery))
     return list(fresh.values())
-
-
-GENERATION = ("generation", "")
-"""Bumped by every batch that changed messages or items: readers cache what depends on them by it."""
 
 
 def _counters(result: IngestResult, *, changed: bool) -> Counter[tuple[str, str]]:

@@ -27,13 +27,12 @@ from prometheus_client.metrics_core import (
 
 from ttrd import __version__
 from ttrd.config import UNKNOWN_AGENT
-from ttrd.ingest.pipeline import GENERATION
 from ttrd.journal.directory import Directory
 from ttrd.journal.engine import judge
 from ttrd.journal.facts import Item
 from ttrd.journal.histogram import reply_bounds
 from ttrd.metrics.exposition import Histogram
-from ttrd.storage.port import MetricsSnapshot, Store
+from ttrd.storage.port import GENERATION, MetricsSnapshot, Store
 
 Histograms = Mapping[tuple[str, str | None, bool, str], tuple[list[int], float]]
 Counts = Mapping[tuple[str, str], int]

@@ -16,6 +16,9 @@ from typing import Protocol
 from ttrd.journal.facts import Item, MessageFacts, Source
 from ttrd.journal.histogram import Series, Tally
 
+GENERATION = ("generation", "")
+"""The counter every batch that changed messages or items bumps: readers cache what depends on them by it."""
+
 
 @dataclass(frozen=True, slots=True)
 class StoredMessage:
