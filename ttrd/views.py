@@ -54,9 +54,13 @@ def report_record(row: ReportRow, by: str) -> dict[str, Any]:
     return record
 
 
+_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+"""Characters that JSON leaves raw but line readers (Python's splitlines, some editors) split at."""
+
+
 def print_json_lines(records: Iterable[dict[str, Any]], console: Console) -> None:
     for record in records:
-        console.out(json.dumps(record, ensure_ascii=False), highlight=False)
+        console.out(json.dumps(record, ensure_ascii=False).translate(_LINE_BREAKS), highlight=False)
 
 
 def duration(seconds: float | None) -> str:

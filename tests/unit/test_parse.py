@@ -243,3 +243,36 @@ def test_reduced_journal_report_keeps_the_envelope_and_drops_the_original_body()
     assert len(reduced) < 20_000
     assert b"Expanded: sales@example.com" in reduced
     assert parse_message(reduced, delivery()) == parse_message(raw, delivery())
+
+
+def test_a_date_past_year_9999_is_the_far_future_and_so_the_receipt_time() -> None:
+    far = "Fri, 31 Dec 9999 23:59:59 -1200"
+    older = "Received: from e by f; Mon, 02 Nov 2026 09:00:00 +0000"
+    assert parse_message(message(f"Date: {far}", "From: a@x.net"), delivery()).event_time == NOW
+    topmost = message(f"Received: from a by b; {far}", older, "From: a@x.net")
+    assert parse_message(topmost, delivery()).event_time == NOW  # it parses: the skew guard applies
+
+
+def test_journal_reports_nested_deep_reduce_without_recursion_to_the_same_facts() -> None:
+    import random
+
+    from tests.hostile import journal_report
+    from ttrd.journal.parse import reduce_message
+
+    rng = random.Random(7)
+    inner = message("From: jo@cust.net", "To: support@example.com", "Message-ID: <core@x>").replace(
+        b"\n", b"\r\n"
+    )
+    for depth in range(1, 2001):
+        inner = journal_report(rng, inner)
+        if depth in (1, 3, 2000):  # 2000 levels: past Python's recursion limit
+            assert parse_message(reduce_message(inner), delivery()) == parse_message(inner, delivery())
+
+
+def test_references_keep_the_root_and_the_nearest_ancestors() -> None:
+    from ttrd.journal.parse import MAX_REFERENCES
+
+    chain = " ".join(f"<r{n}@x>" for n in range(1000))
+    facts = parse_message(message("From: a@x.net", "In-Reply-To: <p@x>", f"References: {chain}"), delivery())
+    kept = {"p@x", "r0@x", *(f"r{n}@x" for n in range(1000 - MAX_REFERENCES + 1, 1000))}
+    assert facts.links == kept

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from email.errors import MessageError
 from email.header import decode_header, make_header
 from email.utils import parsedate_tz
 
@@ -33,11 +34,15 @@ def split_message(raw: bytes) -> tuple[bytes, bytes]:
 
 
 def decode_bytes(data: bytes) -> str:
-    """Header bytes as text: UTF-8 when valid (SMTPUTF8 mail), else Latin-1 (8-bit junk stays readable)."""
+    """Header bytes as text: UTF-8 when valid (SMTPUTF8 mail), else Latin-1 (8-bit junk stays readable).
+
+    NUL characters are dropped: no header carries one on purpose, and PostgreSQL refuses them in text.
+    """
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
-        return data.decode("latin-1")
+        text = data.decode("latin-1")
+    return text.replace("\0", "") if "\0" in text else text
 
 
 class Headers:
@@ -80,9 +85,14 @@ def decode_words(value: str) -> str:
     if "=?" not in value:
         return value
     try:
-        return str(make_header(decode_header(value)))
-    except (ValueError, LookupError, UnicodeError):
+        decoded = str(make_header(decode_header(value)))
+    except (ValueError, LookupError, UnicodeError, MessageError):  # MessageError: bad base64
         return value
+    # A lone surrogate (a charset codec's escape) cannot be stored as UTF-8: keep the words as written.
+    return value if _SURROGATE.search(decoded) else decoded.replace("\0", "")
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 _ADDRESS_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"?|\((?:[^()\\]|\\.)*\)?|<[^<>]*>?|[,;:]|[^",;:<>()]+')
@@ -145,22 +155,43 @@ def address_set(*values: str) -> frozenset[str]:
     return frozenset(address for _, address in addresses(*values))
 
 
-_MSGID = re.compile(r"<([^<>\s]+)>")
+_ID_CHARACTERS = r"[^<>\s\x00-\x1f\x7f-\x9f]+"
+"""What an id is made of: no angle brackets, white space or control characters (8-bit junk decoded
+as Latin-1 is full of them)."""
+_MSGID = re.compile(f"<({_ID_CHARACTERS})>")
+_BARE_ID = re.compile(_ID_CHARACTERS)
+MAX_ID_LENGTH = 600
+"""Longer is not a message id: RFC 5322 ids fit a line, real ones are under 250 characters, and ids are
+database keys (PostgreSQL's index entries hold about 2,700 bytes; 600 characters of UTF-8 fit)."""
 
 
 def message_ids(value: str | None) -> list[str]:
-    """Message ids of a References/In-Reply-To/Message-ID value, angle brackets stripped, in order."""
+    """Message ids of a References/In-Reply-To/Message-ID value, angle brackets stripped, in order.
+
+    Ids longer than MAX_ID_LENGTH are left out, as if they were not there.
+    """
     if not value:
         return []
     found = _MSGID.findall(value)
-    if found:
-        return list(found)
-    bare = value.strip().strip("<>").strip()
-    return [bare] if bare and " " not in bare else []
+    if not found:
+        bare = value.strip().strip("<>").strip()
+        found = [bare] if _BARE_ID.fullmatch(bare) else []
+    return [found_id for found_id in found if len(found_id) <= MAX_ID_LENGTH]
+
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+"""E-mail's dates begin with the Unix epoch: an earlier one is a broken clock, read as no date."""
+FAR_FUTURE = datetime(9999, 12, 1, tzinfo=UTC)
+"""What a date beyond it becomes: still far after any receipt time, so SPEC §2's clock-skew guard
+replaces it, and far enough from datetime's end that adding a window to it cannot overflow."""
 
 
 def parse_date(value: str | None) -> datetime | None:
-    """An RFC 5322 date as an aware UTC datetime, or None when it does not parse; no zone means UTC."""
+    """An RFC 5322 date as an aware UTC datetime, or None when it does not parse; no zone means UTC.
+
+    A date before EARLIEST is None; one after FAR_FUTURE (even past year 9999 once its offset is
+    applied, as `31 Dec 9999 23:59:59 -1200`) is FAR_FUTURE.
+    """
     if not value:
         return None
     parts = parsedate_tz(value)
@@ -172,7 +203,10 @@ def parse_date(value: str | None) -> datetime | None:
         local = datetime(year, month, day, hour, minute, min(second, 59), tzinfo=UTC)
     except (ValueError, OverflowError):
         return None
-    return datetime.fromtimestamp(local.timestamp() - offset, UTC)
+    instant = local.timestamp() - offset
+    if instant < EARLIEST.timestamp():
+        return None
+    return FAR_FUTURE if instant > FAR_FUTURE.timestamp() else datetime.fromtimestamp(instant, UTC)
 
 
 def received_date(value: str) -> datetime | None:

@@ -35,6 +35,10 @@ KEPT_BODY_BYTES = 2 * SYNTHETIC_BODY_BYTES
 normalised (CR LF pairs can double the bytes of 4 KiB of text)."""
 UNPARSED_KEPT_BYTES = 64 * 1024
 """What is kept of a message whose header block cannot be found, so an operator can look at it."""
+MAX_REFERENCES = 100
+"""Ids read from References: the first (the thread's root) and the last 99 (the nearest ancestors).
+Mail clients trim References to a few dozen ids (the usrp-users list: 37 at most); each id costs a
+link to store and follow, so a header of a million ids would stall ingestion for everyone."""
 THREAD_KEY_BYTES = 22
 """An Outlook Thread-Index starts with a 6-byte time and a 16-byte conversation GUID."""
 
@@ -71,22 +75,32 @@ def reduce_message(raw: bytes) -> bytes:
     """The part of a message that ttrd keeps: `parse_message` gives the same facts from it.
 
     That is the header block and the start of the body; for an Exchange journal report, its
-    envelope part and its reduced original. ttrd needs headers, not bodies (privacy), and a
-    journaling sink must not hold every attachment of the company's mail.
+    envelope part and its original reduced the same way (one level: `parse_message` unwraps one,
+    so a report nested in a report costs no recursion). ttrd needs headers, not bodies (privacy),
+    and a journaling sink must not hold every attachment of the company's mail.
     """
+    block, body = split_message(raw)
+    if block and body and b"x-ms-journal-report" in block.lower():
+        headers = Headers.parse(block)
+        if exchange.is_journal_report(headers):
+            report = exchange.reduced_report(headers, body, _reduce_plain)
+            if report is not None:
+                return block + _newline(block) * 2 + report
+    return _reduce_plain(raw)
+
+
+def _reduce_plain(raw: bytes) -> bytes:
+    """The header block and the first KEPT_BODY_BYTES of the body, whatever the message holds."""
     block, body = split_message(raw)
     if not block:
         return raw[:UNPARSED_KEPT_BYTES]
     if not body:
         return raw  # all of it is the header block
-    newline = b"\r\n" if b"\r\n" in block[:1000] else b"\n"
-    if b"x-ms-journal-report" in block.lower():
-        headers = Headers.parse(block)
-        if exchange.is_journal_report(headers):
-            report = exchange.reduced_report(headers, body, reduce_message)
-            if report is not None:
-                return block + newline + newline + report
-    return block + newline + newline + body[:KEPT_BODY_BYTES]
+    return block + _newline(block) * 2 + body[:KEPT_BODY_BYTES]
+
+
+def _newline(block: bytes) -> bytes:
+    return b"\r\n" if b"\r\n" in block[:1000] else b"\n"
 
 
 def copy_key(raw: bytes, delivery: Delivery) -> str:
@@ -168,7 +182,10 @@ def thread_key(value: str | None) -> str | None:
 
 
 def _links(headers: Headers) -> list[str]:
-    return message_ids(headers.get("in-reply-to")) + message_ids(headers.get("references"))
+    references = message_ids(headers.get("references"))
+    if len(references) > MAX_REFERENCES:
+        references = references[:1] + references[1 - MAX_REFERENCES :]
+    return message_ids(headers.get("in-reply-to")) + references
 
 
 def _list_id(value: str | None) -> str | None:
