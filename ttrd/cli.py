@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,8 +23,12 @@ from ttrd.ingest.pipeline import Pipeline
 from ttrd.ingest.sources import total_bytes
 from ttrd.journal.facts import Folder, Item
 from ttrd.journal.report import summarise
+from ttrd.logs import configure_command_logging
 from ttrd.storage.port import Store
 from ttrd.views import print_json_lines, replies_table, reply_record, report_record, report_table
+
+IMPORT_PARTIAL = 3
+"""`ttrd import`'s exit status when some messages were set aside and the others stored."""
 
 app = typer.Typer(
     add_completion=False,
@@ -123,7 +127,10 @@ def import_(
         FolderKind | None, typer.Option(help="Which folder of that mailbox [default: inbox].")
     ] = None,
 ) -> None:
-    """Ingest mail from files (backfill)."""
+    """Ingest mail from files (backfill).
+
+    Exit status: 0 all stored; 3 some set aside (see the summary), the rest stored; 1 none, or it failed.
+    """
     settings = _settings(config)
     owner = _owner_address(settings, mailbox_owner)
     if folder is not None and owner is None:
@@ -143,8 +150,9 @@ def import_(
         finally:
             store.close()
     err.print(summary(result), highlight=False)
-    if result.read and result.parse_errors == result.read:
-        raise typer.Exit(1)
+    failed = result.parse_errors + result.processing_errors
+    if failed:
+        raise typer.Exit(1 if failed == result.read else IMPORT_PARTIAL)
 
 
 def _owner_address(settings: Settings, value: str | None) -> str | None:
@@ -215,8 +223,11 @@ def _root(
 
 
 def main() -> None:
-    """Entry point: errors meant for the user become one line on stderr and exit status 1."""
-    logging.basicConfig(level=logging.INFO, format="ttrd: %(message)s", stream=sys.stderr)
+    """Entry point: errors meant for the user become one line on stderr and exit status 1.
+
+    An unexpected exception (a bug) is one line too; TTRD_DEBUG=1 shows its traceback for a report.
+    """
+    configure_command_logging()
     try:
         app()
     except TtrdError as error:
@@ -224,3 +235,13 @@ def main() -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as error:
+        if os.environ.get("TTRD_DEBUG") == "1":
+            raise
+        err.print(
+            f"ttrd: unexpected error: {type(error).__name__}: {error} "
+            "(a bug: please report it with the output of TTRD_DEBUG=1 and the same command)",
+            highlight=False,
+            markup=False,
+        )
+        sys.exit(1)

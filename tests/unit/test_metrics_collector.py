@@ -228,6 +228,7 @@ def test_excluded_and_ingestion_counters(store: SqlStore) -> None:
         frozenset({("reason", "precedence")}): 1.0,
     }
     assert value(found, "ttrd_parse_errors_total") == 1.0
+    assert value(found, "ttrd_processing_errors_total") == 0.0
     assert value(found, "ttrd_duplicate_observations_total") == 1.0
     assert value(found, "ttrd_smtp_messages_total", result="accepted") == 12.0
     assert value(found, "ttrd_smtp_messages_total", result="tempfail") == 1.0
@@ -248,6 +249,7 @@ def test_counters_end_in_total_and_labels_are_ids(store: SqlStore) -> None:
         "ttrd_sla_breaches": "counter",
         "ttrd_inbound_messages": "counter",
         "ttrd_excluded_messages": "counter",
+        "ttrd_processing_errors": "counter",
         "ttrd_smtp_messages": "counter",
         "ttrd_parse_errors": "counter",
         "ttrd_duplicate_observations": "counter",

@@ -7,6 +7,7 @@ Batches arrive in file order either way, so the result is the same.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import queue
@@ -124,13 +125,16 @@ def _parsed_batches(request: _Request) -> Iterator[tuple[Parsed, int]]:
 
 
 def _produce(request: _Request, out: Any) -> None:
-    """The child: parsed batches into `out`, then None; a user-facing error as its message."""
+    """The child: parsed batches into `out`, then None; an error that stops reading as its message."""
     try:
         for item in _parsed_batches(request):
             out.put(item)
         out.put(None)
     except TtrdError as error:
         out.put(str(error))
+    except Exception as error:  # a bug: the parent reports it in one line, the log has the rest
+        logging.getLogger(__name__).exception("reading the files failed")
+        out.put(f"reading the files failed: {type(error).__name__}: {error}")
 
 
 def summary(result: IngestResult) -> str:
@@ -139,7 +143,7 @@ def summary(result: IngestResult) -> str:
     return (
         f"read {result.read} messages: {result.new_messages} new, "
         f"{result.merged_copies} more copies of known messages, {result.duplicates} duplicates, "
-        f"{result.parse_errors} not understood; "
+        f"{result.parse_errors} not understood, {result.processing_errors} failed to process; "
         f"excluded as automatic {excluded}"
         + (f" ({reasons})" if reasons else "")
         + f"; items opened {result.items_opened}, closed {result.items_closed}"

@@ -2,8 +2,10 @@
 
 The SMTP sink only spools; this process parses and replays, on the other core. A batch is removed
 from the spool after the pipeline has committed it; a crash in between replays the batch, which
-changes nothing (a copy seen twice is a duplicate). It stops when asked, after the spool is empty
-or a deadline has passed, whichever comes first: what is left waits in the spool for the next start.
+changes nothing (a copy seen twice is a duplicate). A message that cannot be processed is set aside
+by the pipeline; whatever else fails is logged and the batch tried again: the process goes on. It
+stops when asked, once the spool is empty, a deadline has passed or a batch could not be stored,
+whichever comes first: what is left waits in the spool for the next start.
 """
 
 from __future__ import annotations
@@ -76,23 +78,26 @@ def run_worker(settings: Settings, daemon_pid: int) -> None:
                 log.error("the daemon is gone; the ingest worker stops (the spool keeps the rest)")
                 return
             taken = _take(spool)
-            if stop.due(spool_empty=not taken):
+            if stop.due(spool_empty=taken == []):
                 return
-            if not taken:
+            if taken == []:
                 time.sleep(IDLE_POLL)
-            elif not _ingest(pipeline, spool, taken):
+            elif taken is None or not _ingest(pipeline, spool, taken):
+                if stop.requested_at is not None:
+                    return  # retrying would only hold up the stop; the spool keeps the rest
                 time.sleep(RETRY)
     finally:
         store.close()
         spool.close()
 
 
-def _take(spool: SqlSpool) -> list[Spooled]:
+def _take(spool: SqlSpool) -> list[Spooled] | None:
+    """The next batch; None when the spool cannot be read."""
     try:
         return spool.take(BATCH)
     except StorageError as error:
         log.error("cannot read the spool: %s", error)
-        return []
+        return None
 
 
 def _ingest(pipeline: Pipeline, spool: SqlSpool, taken: list[Spooled]) -> bool:
@@ -114,5 +119,8 @@ def _ingest(pipeline: Pipeline, spool: SqlSpool, taken: list[Spooled]) -> bool:
         spool.remove([item.id for item in taken])
     except StorageError as error:
         log.error("cannot ingest %d spooled message(s), will retry: %s", len(taken), error)
+        return False
+    except Exception:  # not one message's fault (the pipeline sets those aside): a bug, logged whole
+        log.exception("ingesting %d spooled message(s) failed; will retry", len(taken))
         return False
     return True

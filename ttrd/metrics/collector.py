@@ -47,7 +47,13 @@ _INGEST_COUNTERS: dict[str, tuple[str, str, str | None]] = {
     ),
     "parse_errors": (
         "ttrd_parse_errors",
-        "Copies that could not be understood as e-mail (kept among the rejects).",
+        "Copies that could not be understood as e-mail (kept among the rejects, with the reason).",
+        None,
+    ),
+    "processing_errors": (
+        "ttrd_processing_errors",
+        "Copies understood but set aside because processing them failed: a bug to report "
+        "(kept among the rejects, with the error).",
         None,
     ),
     "duplicate_observations": (
