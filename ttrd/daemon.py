@@ -1,9 +1,15 @@
 """`ttrd run`: the composition root. Builds the adapters around the core and runs them on one loop.
 
-Start order: storage (schema checked) → spool → ingest worker process → SMTP listener → metrics
-endpoint → READY=1. Stop order (SIGTERM/SIGINT): STOPPING=1 → the SMTP listener closes and sessions
-finish the message they are sending (bounded) → the spool commits what is queued → metrics stop →
-the worker ingests what is spooled (bounded) → exit 0.
+Start order: storage (schema checked) → spool → metrics endpoint → spool writer → SMTP listener →
+ingest worker process → READY=1. Anything that fails on the way (a port taken, a database that does
+not open) undoes what was started, silently, and surfaces as one TtrdError: one line, exit 1.
+
+Stop order (SIGTERM/SIGINT): STOPPING=1 → the SMTP listener closes and sessions finish the message
+they are sending → the spool commits what is queued → metrics stop → the worker ingests what is
+spooled → storage closes. Every step has a deadline (STOP_STEPS), and their sum is below the unit's
+TimeoutStopSec; a second signal cuts every step short (as uvicorn's force exit does) — nothing that
+got a 250 is lost by that, the spool is on disk. The exit status is 0, or 1 when the spool could not
+be written at the end (the counters of the last moments are lost; mail is not).
 
 The event loop (uvloop, through a loop factory as uvicorn does) runs the SMTP sessions, the group
 commit and the metrics endpoint. Parsing and replaying mail is CPU work that would compete with the
@@ -14,12 +20,13 @@ spool; the daemon supervises it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import uvloop
@@ -27,11 +34,12 @@ from prometheus_client import CollectorRegistry
 
 from ttrd import systemd
 from ttrd.config import Settings
+from ttrd.errors import ServiceError
 from ttrd.ingest.worker import run_worker
 from ttrd.metrics.collector import TtrdCollector
 from ttrd.metrics.http import start_metrics_server
 from ttrd.smtp.handler import JournalHandler
-from ttrd.smtp.server import SmtpServer, start_smtp_server
+from ttrd.smtp.server import start_smtp_server
 from ttrd.smtp.spooler import Spooler
 from ttrd.storage.spool import SqlSpool, spool_url
 from ttrd.storage.sql import SqlStore
@@ -40,9 +48,15 @@ log = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 10.0
 """How long sessions may take to finish the message they are sending when the daemon stops."""
+SPOOL_CLOSE_SECONDS = 5.0
+"""How long the spool may take to commit what is queued when the daemon stops."""
+METRICS_CLOSE_SECONDS = 2.0
 WORKER_STOP_SECONDS = 25.0
 """How long the worker may take to ingest what is spooled when the daemon stops."""
+STOP_SECONDS = DRAIN_SECONDS + SPOOL_CLOSE_SECONDS + METRICS_CLOSE_SECONDS + WORKER_STOP_SECONDS
+"""The longest a stop can take: below systemd/ttrd.service's TimeoutStopSec."""
 DEFAULT_WATCHDOG_SECONDS = 10.0
+_POLL_SECONDS = 0.05
 
 
 def utc_now() -> datetime:
@@ -62,10 +76,13 @@ class Worker:
         self.process = self._context.Process(
             target=run_worker, args=(self.settings, os.getpid()), name="ttrd-worker"
         )
-        self.process.start()
+        try:
+            self.process.start()
+        except OSError as error:
+            raise ServiceError(f"cannot start the ingest worker: {error.strerror or error}") from None
 
-    def alive(self) -> bool:
-        """True when running; a worker that died is restarted and reported as not alive this time."""
+    def ensure_running(self) -> bool:
+        """True when the worker runs; one that died is started again, and False returned this time."""
         if self.process is not None and self.process.is_alive():
             return True
         log.error("the ingest worker exited (code %s); restarting it", self.process and self.process.exitcode)
@@ -73,19 +90,21 @@ class Worker:
         return False
 
     async def stop(self) -> None:
+        """Let the worker ingest what is spooled and exit; killed if this is cancelled (deadline, force)."""
         process = self.process
-        if process is None or not process.is_alive():
+        if process is None:
             return
-        process.terminate()  # SIGTERM: ingest what is spooled, then exit
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, process.join, WORKER_STOP_SECONDS)
         if process.is_alive():
-            log.warning(
-                "the ingest worker did not finish in %.0f s; killing it (the spool keeps the rest)",
-                WORKER_STOP_SECONDS,
-            )
+            process.terminate()  # SIGTERM: ingest what is spooled, then exit
+        try:
+            while process.is_alive():
+                await asyncio.sleep(_POLL_SECONDS)
+        except asyncio.CancelledError:
+            log.warning("the ingest worker did not finish; killing it (the spool keeps the rest)")
             process.kill()
-            await loop.run_in_executor(None, process.join)
+            process.join(5)
+            raise
+        process.join()
 
 
 class Daemon:
@@ -93,23 +112,28 @@ class Daemon:
         self.settings = settings
         self.clock = clock
         self._stop = asyncio.Event()
+        self._force = asyncio.Event()
 
     def stop(self) -> None:
+        """The first call stops the daemon in order; a second one cuts every step of that short."""
+        if self._stop.is_set():
+            log.warning("second stop signal: stopping now, without waiting for sessions or the worker")
+            self._force.set()
         self._stop.set()
 
     async def serve(self) -> None:
+        """Run until stopped; raises a TtrdError when starting fails or the spool is lost at the end."""
         settings = self.settings
-        store = SqlStore(settings.storage.url, durable=True)
-        spool = SqlSpool(spool_url(settings.storage.url))
-        worker = Worker(settings)
-        worker.start()
-        spooler = Spooler(spool)
-        spooler.start()
-        smtp: SmtpServer | None = None
-        metrics: asyncio.Server | None = None
-        try:
-            handler = JournalHandler(spooler, settings.smtp.journal_addresses, self.clock)
-            smtp = await start_smtp_server(settings.smtp, handler, socket.getfqdn())
+        async with contextlib.AsyncExitStack() as stack:
+            store = SqlStore(settings.storage.url, durable=True)
+            stack.callback(store.close)
+            spool = SqlSpool(spool_url(settings.storage.url))
+            stack.callback(spool.close)
+            worker = Worker(settings)
+            stack.push_async_callback(
+                self._step, "stopping the ingest worker", worker.stop, WORKER_STOP_SECONDS
+            )
+            spooler = Spooler(spool)
             registry = CollectorRegistry()
             registry.register(
                 TtrdCollector(store, settings.directory, self.clock, extra_counters=spooler.counters)
@@ -117,29 +141,52 @@ class Daemon:
             metrics = await start_metrics_server(
                 settings.metrics.listen.host, settings.metrics.listen.port, registry
             )
-            log.info("accepting mail on %s, metrics on %s", settings.smtp.listen, settings.metrics.listen)
-            systemd.ready(f"accepting mail on {settings.smtp.listen}")
-            watchdog = asyncio.get_running_loop().create_task(
-                self._watchdog(spooler, worker), name="ttrd-watchdog"
+            stack.push_async_callback(self._step, "closing metrics", _closer(metrics), METRICS_CLOSE_SECONDS)
+            spooler.start()
+            stack.push_async_callback(
+                self._step, "committing the spool", lambda: spooler.close(SPOOL_CLOSE_SECONDS), None
             )
+            handler = JournalHandler(spooler, settings.smtp.journal_addresses, self.clock)
+            smtp = await start_smtp_server(settings.smtp, handler, socket.getfqdn())
+            stack.push_async_callback(
+                self._step, "draining SMTP sessions", lambda: smtp.drain(DRAIN_SECONDS), None
+            )
+            worker.start()
+            await self._run(spooler, worker)
+
+    async def _run(self, spooler: Spooler, worker: Worker) -> None:
+        settings = self.settings
+        log.info("accepting mail on %s, metrics on %s", settings.smtp.listen, settings.metrics.listen)
+        systemd.ready(f"accepting mail on {settings.smtp.listen}")
+        watchdog = asyncio.get_running_loop().create_task(
+            self._watchdog(spooler, worker), name="ttrd-watchdog"
+        )
+        try:
             await self._stop.wait()
-            watchdog.cancel()
         finally:
+            watchdog.cancel()
+            log.info("stopping")
             systemd.stopping("draining SMTP sessions")
-            if smtp is not None:
-                await smtp.drain(DRAIN_SECONDS)
-            await spooler.close()
-            if metrics is not None:
-                metrics.close()
-                await metrics.wait_closed()
-            systemd.status("ingesting what is spooled")
-            await worker.stop()
-            store.close()
-            spool.close()
-            log.info("stopped")
+
+    async def _step(self, name: str, work: Callable[[], Awaitable[None]], timeout: float | None) -> None:
+        """One step of stopping: `work()` within `timeout` (None: it bounds itself); cut short by force."""
+        systemd.status(name)
+        task = asyncio.ensure_future(work())
+        forced = asyncio.ensure_future(self._force.wait())
+        try:
+            done, _ = await asyncio.wait({task, forced}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            forced.cancel()
+        if task not in done:
+            log.warning("%s: %s; going on", name, "forced" if self._force.is_set() else "out of time")
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return
+        task.result()
 
     async def _watchdog(self, spooler: Spooler, worker: Worker) -> None:
-        """WATCHDOG=1 only after this loop ran, the spool answered and the worker is alive."""
+        """WATCHDOG=1 only after this loop ran, the spool answered and the worker is running."""
         interval = systemd.watchdog_interval() or DEFAULT_WATCHDOG_SECONDS
         while True:
             await asyncio.sleep(interval)
@@ -149,16 +196,25 @@ class Daemon:
             except Exception as error:  # any failure: systemd should see us as stuck
                 log.error("watchdog: the spool does not answer: %s", error)
                 continue
-            if worker.alive():
+            if worker.ensure_running():
                 systemd.watchdog()
 
 
+def _closer(server: asyncio.Server) -> Callable[[], Awaitable[None]]:
+    async def close() -> None:
+        server.close()
+        await server.wait_closed()
+
+    return close
+
+
 def run(settings: Settings) -> int:
-    """Run the daemon until SIGTERM or SIGINT; the exit status."""
+    """Run the daemon until SIGTERM or SIGINT; the exit status (a TtrdError propagates)."""
     daemon = Daemon(settings)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         loop = runner.get_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, daemon.stop)
         runner.run(daemon.serve())
+    log.info("stopped")
     return 0

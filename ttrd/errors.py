@@ -13,6 +13,8 @@ The CLI turns a TtrdError into its message on stderr and a non-zero exit.
 
 from __future__ import annotations
 
+import os
+
 
 class TtrdError(Exception):
     """Base of the errors ttrd reports to its user."""
@@ -37,6 +39,12 @@ class ParseError(TtrdError):
 
 class ServiceError(TtrdError):
     pass
+
+
+def cannot_listen(what: str, address: str, error: OSError) -> ServiceError:
+    """A listener that could not bind, in plain words (`cannot listen for SMTP on …: Address in use`)."""
+    problem = os.strerror(error.errno) if error.errno else str(error)
+    return ServiceError(f"cannot listen for {what} on {address}: {problem}")
 
 
 class StorageError(TtrdError):

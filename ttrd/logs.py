@@ -1,7 +1,10 @@
-"""Logs to stderr as logfmt lines (`level=info logger=ttrd.smtp msg="…" key=value`), for journald.
+"""Logs to stderr: logfmt lines for the daemon, plain `ttrd: …` lines for the other commands.
 
-Under systemd (JOURNAL_STREAM is set) each line starts with its syslog priority, `<3>` … `<7>`,
-which journald turns into the entry's priority, so `journalctl -p warning` works.
+The daemon (`configure_logging`) writes `level=info logger=ttrd.smtp msg="…" error="…"`, one line per
+record, tracebacks included (escaped), for journald. Under systemd (JOURNAL_STREAM is set) each line
+starts with its syslog priority, `<3>` … `<7>`, which journald turns into the entry's priority, so
+`journalctl -p warning` works. A command run by a person (`configure_command_logging`) writes one
+`ttrd: …` line per record, with the error's type and text but no traceback unless TTRD_DEBUG=1.
 """
 
 from __future__ import annotations
@@ -33,9 +36,28 @@ class LogfmtFormatter(logging.Formatter):
         return line
 
 
+class CommandFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"ttrd: {record.getMessage()}"
+        error = record.exc_info[1] if record.exc_info else None
+        if error is None:
+            return line
+        if os.environ.get("TTRD_DEBUG") == "1":
+            return f"{line}\n{self.formatException(record.exc_info)}"  # type: ignore[arg-type]
+        return f"{line} ({type(error).__name__}: {error}; TTRD_DEBUG=1 shows where)"
+
+
+def configure_command_logging() -> None:
+    _use(CommandFormatter(), logging.INFO)
+
+
 def configure_logging(level: int = logging.INFO) -> None:
+    _use(LogfmtFormatter(priorities="JOURNAL_STREAM" in os.environ), level)
+
+
+def _use(formatter: logging.Formatter, level: int) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(LogfmtFormatter(priorities="JOURNAL_STREAM" in os.environ))
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -72,6 +72,8 @@ class Ttrd:
     storage_url: str = ""
     process: subprocess.Popen[bytes] | None = None
     notifications: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    """Extra environment variables of the daemon (PYTHONPATH to inject a fault, say)."""
 
     def __post_init__(self) -> None:
         self.storage_url = self.storage_url or f"sqlite:///{self.folder / 'ttrd.db'}"
@@ -89,7 +91,7 @@ class Ttrd:
         self._notify.settimeout(0.2)
 
     def start(self, timeout: float = 60.0) -> Ttrd:
-        env = dict(os.environ, NOTIFY_SOCKET=str(self.folder / "notify.sock"))
+        env = dict(os.environ, NOTIFY_SOCKET=str(self.folder / "notify.sock"), **self.env)
         self.notifications.clear()
         with self.log.open("ab") as log:
             self.process = subprocess.Popen([str(TTRD), "run", "--config", str(self.config)], stdout=log,
@@ -133,6 +135,13 @@ class Ttrd:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
         raise AssertionError("no VmRSS")
+
+    def worker_pid(self) -> int:
+        """The ingest worker: the daemon's child that multiprocessing spawned (not its resource tracker)."""
+        assert self.process is not None
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        [pid] = [pid for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        return int(pid)
 
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=30) as answer:

@@ -22,7 +22,7 @@ from tests.conftest import ROOT, require
 from tests.integration.daemon import CONFIG, TTRD, free_port, message
 from ttrd import systemd
 from ttrd.config import StorageSettings
-from ttrd.daemon import DRAIN_SECONDS, WORKER_STOP_SECONDS
+from ttrd.daemon import DRAIN_SECONDS, SPOOL_CLOSE_SECONDS, STOP_SECONDS, WORKER_STOP_SECONDS
 
 UNIT = ROOT / "systemd" / "ttrd.service"
 INSTALLED_TTRD = "/usr/bin/ttrd"
@@ -65,9 +65,10 @@ def test_the_unit_has_what_ttrd_relies_on() -> None:
     assert settings["ExecStartPre"] == [f"{INSTALLED_TTRD} check-config --config /etc/ttrd/ttrd.toml"]
     assert settings["ExecStart"] == [f"{INSTALLED_TTRD} run --config /etc/ttrd/ttrd.toml"]
     assert settings["Restart"] == ["on-failure"]
-    # systemd must not SIGKILL ttrd while it drains sessions and then waits for its worker.
-    assert _seconds(settings["TimeoutStopSec"][0]) >= DRAIN_SECONDS + WORKER_STOP_SECONDS + 5
+    # systemd must not SIGKILL ttrd while it drains sessions, commits the spool, waits for its worker.
+    assert _seconds(settings["TimeoutStopSec"][0]) >= STOP_SECONDS + 3
     assert "up to 10 s" in UNIT.read_text() and DRAIN_SECONDS == 10
+    assert "up to 5 s" in UNIT.read_text() and SPOOL_CLOSE_SECONDS == 5
     assert "up to 25 s" in UNIT.read_text() and WORKER_STOP_SECONDS == 25
     assert settings["KillMode"] == ["mixed"]  # the daemon stops its worker after the drain
     # The default database lives in the state directory systemd makes writable.

@@ -18,6 +18,7 @@ from http import HTTPStatus
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
+from ttrd.errors import cannot_listen
 from ttrd.metrics.exposition import Renderer
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,10 @@ async def start_metrics_server(
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
 
-    return await asyncio.start_server(serve, host, port, limit=MAX_HEAD_BYTES)
+    try:
+        return await asyncio.start_server(serve, host, port, limit=MAX_HEAD_BYTES)
+    except OSError as error:
+        raise cannot_listen("metrics", f"{host}:{port}", error) from None
 
 
 async def _answer(

@@ -16,7 +16,7 @@ from datetime import datetime
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from ttrd.errors import StorageError
-from ttrd.journal.parse import reduce_message
+from ttrd.journal.parse import UNPARSED_KEPT_BYTES, reduce_message
 from ttrd.smtp.spooler import Spooler
 from ttrd.storage.spool import SpoolEntry
 
@@ -51,6 +51,18 @@ def envelope_recipients(rcpt_tos: Iterable[str], journal_addresses: Iterable[str
     return tuple(found)
 
 
+def _reduced(raw: bytes) -> bytes:
+    """What is kept of a message; its start when reducing fails (the worker then sets it aside).
+
+    A 451 would make the mail server offer the same message again and again, for days.
+    """
+    try:
+        return reduce_message(raw)
+    except Exception:
+        log.exception("cannot reduce a message of %d bytes; keeping its start as it is", len(raw))
+        return raw[:UNPARSED_KEPT_BYTES]
+
+
 class JournalHandler:
     def __init__(
         self, spooler: Spooler, journal_addresses: Iterable[str], clock: Callable[[], datetime]
@@ -67,7 +79,7 @@ class JournalHandler:
             mail_from=(envelope.mail_from or "").strip("<>"),
             rcpt_to=envelope_recipients(envelope.rcpt_tos, self.journal_addresses),
             peer=str(peer),
-            data=reduce_message(bytes(raw)),
+            data=_reduced(bytes(raw)),
         )
         try:
             await self.spooler.put(entry)

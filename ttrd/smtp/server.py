@@ -22,7 +22,7 @@ from typing import Any, AnyStr
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword
 
 from ttrd.config import SmtpSettings
-from ttrd.errors import ConfigError, ServiceError
+from ttrd.errors import ConfigError, cannot_listen
 from ttrd.smtp.data import DataGatherer, Gathered
 from ttrd.smtp.handler import JournalHandler
 
@@ -200,21 +200,25 @@ class SmtpServer:
         return port
 
     async def drain(self, timeout: float) -> None:
-        """Stop listening, let sessions finish the message they are sending, then close the rest."""
+        """Stop listening, let sessions finish the message they are sending, then close the rest.
+
+        Bounded by `timeout`; cancelling it (a forced stop) closes the remaining sessions at once.
+        """
         self.server.close()
-        for session in list(self.sessions.open):
-            if not session.in_transaction:
-                await _hang_up(session)
-        deadline = asyncio.get_running_loop().time() + timeout
-        while self.sessions.open and asyncio.get_running_loop().time() < deadline:
+        try:
+            async with asyncio.timeout(timeout):
+                while self.sessions.open:
+                    for session in list(self.sessions.open):
+                        if not session.in_transaction:
+                            await _hang_up(session)
+                    await asyncio.sleep(0.05)
+        except TimeoutError:
+            pass
+        finally:
             for session in list(self.sessions.open):
-                if not session.in_transaction:
-                    await _hang_up(session)
-            await asyncio.sleep(0.05)
-        for session in list(self.sessions.open):
-            log.warning("closing SMTP session from %s mid-message at shutdown", _peer(session))
-            if session.transport is not None:
-                session.transport.close()
+                log.warning("closing SMTP session from %s mid-message at shutdown", _peer(session))
+                if session.transport is not None:
+                    session.transport.close()
         await self.server.wait_closed()
 
 
@@ -246,9 +250,7 @@ async def start_smtp_server(settings: SmtpSettings, handler: JournalHandler, hos
             factory, host=settings.listen.host, port=settings.listen.port, reuse_address=True
         )
     except OSError as error:
-        raise ServiceError(
-            f"cannot listen for SMTP on {settings.listen}: {error.strerror or error}"
-        ) from None
+        raise cannot_listen("SMTP", str(settings.listen), error) from None
     return SmtpServer(server, sessions)
 
 

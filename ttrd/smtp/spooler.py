@@ -18,6 +18,8 @@ from ttrd.storage.spool import SpoolEntry, SqlSpool
 log = logging.getLogger(__name__)
 
 ACCEPTED = ("smtp_messages", "accepted")
+CLOSE_RETRY_SECONDS = 0.2
+"""Between two attempts to write what is left while stopping."""
 
 
 class Spooler:
@@ -29,6 +31,7 @@ class Spooler:
         self._counts: Counter[tuple[str, str]] = Counter()
         self._wakeup = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
+        self._closing = False
 
     def start(self) -> None:
         self._committer = asyncio.get_running_loop().create_task(self._commit_forever(), name="ttrd-spooler")
@@ -54,23 +57,38 @@ class Spooler:
         """Prove that the spool database answers (for the watchdog)."""
         await asyncio.get_running_loop().run_in_executor(self._executor, self.spool.pending)
 
-    async def close(self) -> None:
-        """Commit what is queued, then stop."""
-        if self._committer is not None:
-            self._wakeup.set()
-            while self._queued or self._counts:
-                await self._commit_once()
-            self._committer.cancel()
-        self._executor.shutdown(wait=True)
+    async def close(self, timeout: float) -> None:
+        """Commit what is queued, then stop; StorageError when that cannot be done within `timeout`.
+
+        What is lost then is counters (the sessions whose messages could not be written got a 451).
+        """
+        try:
+            async with asyncio.timeout(timeout):
+                if self._committer is not None:
+                    self._closing = True
+                    self._wakeup.set()
+                    await self._committer  # it ends after the commit it may be in
+                while (self._queued or self._counts) and not await self._commit_once():
+                    await asyncio.sleep(CLOSE_RETRY_SECONDS)
+        except TimeoutError:
+            lost = sum(self._counts.values())
+            raise StorageError(
+                f"the spool could not be written for {timeout:.0f} s while stopping; "
+                f"{lost} count(s) of the SMTP metrics are lost (no accepted message is)"
+            ) from None
+        finally:
+            # A commit stuck in the database (its busy timeout) must not hold the exit.
+            self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def _commit_forever(self) -> None:
-        while True:
+        while not self._closing:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._queued:
                 await self._commit_once()
 
-    async def _commit_once(self) -> None:
+    async def _commit_once(self) -> bool:
+        """Write what is queued; False when the spool refused it (the sessions then get a 451)."""
         batch, self._queued = self._queued, []
         counts, self._counts = self._counts, Counter()
         counts[ACCEPTED] += len(batch)
@@ -82,10 +100,11 @@ class Spooler:
         except StorageError as error:
             log.error("spool write failed for %d message(s): %s", len(batch), error)
             counts[ACCEPTED] -= len(batch)
-            self._counts.update(counts)  # written with a later commit
+            self._counts.update(+counts)  # written with a later commit; +: no zero entries left over
             _settle(batch, error)
-        else:
-            _settle(batch, None)
+            return False
+        _settle(batch, None)
+        return True
 
 
 def _settle(batch: list[tuple[SpoolEntry, asyncio.Future[None]]], error: StorageError | None) -> None:
