@@ -211,6 +211,7 @@ def test_a_spool_that_cannot_be_written_while_stopping_ends_in_an_error_exit_in_
             assert ttrd_.process is not None
             ttrd_.process.send_signal(signal.SIGTERM)
             code = ttrd_.process.wait(30)
+            print(f"unwritable spool: exit {code} {time.monotonic() - started:.1f} s after SIGTERM")
             assert code != 0 and time.monotonic() - started < 10
             assert "the spool could not be written" in ttrd_.log.read_text()
         finally:
@@ -244,6 +245,7 @@ def test_a_second_sigterm_stops_at_once_and_the_spool_keeps_what_was_accepted(tm
             assert ttrd_.process.poll() is None
             ttrd_.process.send_signal(signal.SIGTERM)
             assert ttrd_.process.wait(30) == 0
+            print(f"second SIGTERM: stopped {time.monotonic() - started:.1f} s after the first")
             assert time.monotonic() - started < 5
         ttrd_.start()
         wait_for(lambda: {item["inbound_message_id"] for item in ttrd_.replies()} == {"m1@test"})
