@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -14,6 +15,8 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.conftest import require
 
 TTRD = Path(sys.executable).parent / "ttrd"
 
@@ -166,6 +169,21 @@ def metric(text: str, name: str, **labels: str) -> float:
         if all(f'{key}="{wanted}"' in series for key, wanted in labels.items()):
             total += float(value)
     return total
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path) -> Iterator[Path]:
+    """A 2 MB tmpfs mounted at `folder/disk`, to fill; skipped (failed in CI) where mounting is denied."""
+    disk = folder / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], check=False,
+                             capture_output=True)  # fmt: skip
+    require(mounted.returncode == 0, f"cannot mount a small tmpfs to fill: {mounted.stderr.decode().strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+        shutil.rmtree(disk, ignore_errors=True)
 
 
 @contextlib.contextmanager

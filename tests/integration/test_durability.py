@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import require
-from tests.integration.daemon import Ttrd, message, metric, running
+from tests.integration.daemon import Ttrd, message, metric, running, small_disk
 from tests.integration.test_daemon import wait_for
 
 
@@ -120,12 +120,7 @@ def _ttrd_samples(text: str) -> dict[str, str]:
 
 
 def test_a_full_disk_gives_451_and_the_same_messages_are_taken_once_afterwards(tmp_path: Path) -> None:
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], check=False,
-                             capture_output=True)  # fmt: skip
-    require(mounted.returncode == 0, f"cannot mount a small tmpfs to fill: {mounted.stderr.decode().strip()}")
-    try:
+    with small_disk(tmp_path) as disk:
         ttrd = Ttrd(tmp_path, storage_url=f"sqlite:///{disk / 'ttrd.db'}").start()
         try:
             _send_one(ttrd, 1)
@@ -151,9 +146,6 @@ def test_a_full_disk_gives_451_and_the_same_messages_are_taken_once_afterwards(t
             assert metric(text, "ttrd_smtp_messages_total", result="accepted") == 2
         finally:
             ttrd.close()
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
-        shutil.rmtree(disk, ignore_errors=True)
 
 
 def _send_one(ttrd: Ttrd, number: int) -> None:

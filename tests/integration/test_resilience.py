@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import random
-import shutil
 import signal
 import smtplib
 import socket
@@ -22,9 +21,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from tests.conftest import ROOT, require
+from tests.conftest import ROOT
 from tests.hostile import hostile_messages
-from tests.integration.daemon import TTRD, Ttrd, free_port, message, metric
+from tests.integration.daemon import TTRD, Ttrd, free_port, message, metric, small_disk
 from tests.integration.test_daemon import send, wait_for
 from tests.integration.test_import_cli import SIMPLE, config_for, replies, ttrd
 
@@ -189,12 +188,7 @@ def test_hostile_mail_through_import_and_smtp_leaves_the_daemon_measuring(tmp_pa
 
 
 def test_a_spool_that_cannot_be_written_while_stopping_ends_in_an_error_exit_in_time(tmp_path: Path) -> None:
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], check=False,
-                             capture_output=True)  # fmt: skip
-    require(mounted.returncode == 0, f"cannot mount a small tmpfs to fill: {mounted.stderr.decode().strip()}")
-    try:
+    with small_disk(tmp_path) as disk:
         ttrd_ = Ttrd(tmp_path, storage_url=f"sqlite:///{disk / 'ttrd.db'}").start()
         try:
             send(ttrd_, message(1))
@@ -216,9 +210,6 @@ def test_a_spool_that_cannot_be_written_while_stopping_ends_in_an_error_exit_in_
             assert "the spool could not be written" in ttrd_.log.read_text()
         finally:
             ttrd_.close()
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
-        shutil.rmtree(disk, ignore_errors=True)
 
 
 def _fill(path: Path) -> None:
