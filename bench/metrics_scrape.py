@@ -30,12 +30,12 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import Metric
 
 from ttrd.ingest.pipeline import Copy, Pipeline
-from ttrd.journal.directory import Agent, Directory, Mailbox, Organization, Sla
-from ttrd.journal.engine import judge
 from ttrd.journal.facts import Delivery
-from ttrd.journal.hours import Schedule, Span
 from ttrd.metrics.collector import TtrdCollector
 from ttrd.metrics.exposition import Renderer
+from ttrd.replytime.directory import Agent, Directory, Mailbox, Organization, Sla
+from ttrd.replytime.engine import judge
+from ttrd.replytime.hours import Schedule, Span
 from ttrd.storage.sql import SqlStore
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

@@ -21,9 +21,10 @@ from ttrd.errors import InputError, TtrdError
 from ttrd.ingest.importer import BatchReader, import_batches, summary
 from ttrd.ingest.pipeline import Pipeline
 from ttrd.ingest.sources import total_bytes
-from ttrd.journal.facts import Folder, Item
-from ttrd.journal.report import summarise
+from ttrd.journal.facts import Folder
 from ttrd.logs import configure_command_logging
+from ttrd.replytime.aggregates import summarise
+from ttrd.replytime.items import Item
 from ttrd.storage.port import Store
 from ttrd.views import print_json_lines, replies_table, reply_record, report_record, report_table
 

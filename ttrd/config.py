@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Generic, Literal, TypeVar, get_args
 
 from ttrd.errors import ConfigError
-from ttrd.journal.directory import (
+from ttrd.replytime.directory import (
     Agent,
     Directory,
     Mailbox,
@@ -33,7 +33,7 @@ from ttrd.journal.directory import (
     Sla,
     default_list_id,
 )
-from ttrd.journal.hours import WEEKDAYS, Schedule, Span, check_country, parse_span
+from ttrd.replytime.hours import WEEKDAYS, Schedule, Span, check_country, parse_span
 
 DEFAULT_CONFIG_PATH = Path("/etc/ttrd/ttrd.toml")
 UNKNOWN_AGENT = "unknown"

@@ -10,10 +10,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from ttrd.journal.directory import Directory
-from ttrd.journal.engine import judge
-from ttrd.journal.facts import Item
-from ttrd.journal.report import Distribution, ReportRow
+from ttrd.replytime.aggregates import Distribution, ReportRow
+from ttrd.replytime.directory import Directory
+from ttrd.replytime.engine import judge
+from ttrd.replytime.items import Item
 
 
 def _iso(moment: datetime | None) -> str | None:

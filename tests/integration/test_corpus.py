@@ -11,8 +11,8 @@ from tests.conftest import ROOT
 from tests.integration.test_import_cli import ttrd
 from ttrd.ingest.importer import BatchReader, import_batches
 from ttrd.ingest.pipeline import Pipeline
-from ttrd.journal.directory import Agent, Directory, Mailbox, Organization
-from ttrd.journal.histogram import reply_bounds
+from ttrd.replytime.directory import Agent, Directory, Mailbox, Organization
+from ttrd.replytime.histogram import reply_bounds
 from ttrd.storage.sql import SqlStore
 
 

@@ -25,8 +25,8 @@ from ttrd.config import (
     load_settings,
 )
 from ttrd.errors import ConfigError
-from ttrd.journal.directory import Sla
-from ttrd.journal.hours import ALWAYS_OPEN, Span
+from ttrd.replytime.directory import Sla
+from ttrd.replytime.hours import ALWAYS_OPEN, Span
 
 MINIMAL = '[organization]\ndomains = ["example.com"]\n'
 

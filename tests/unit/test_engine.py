@@ -9,10 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ttrd.journal.directory import Agent, Directory, Mailbox, Organization
-from ttrd.journal.engine import classify, conversation_items, judge
-from ttrd.journal.facts import Item, MessageFacts
-from ttrd.journal.hours import Schedule, Span
+from ttrd.journal.facts import MessageFacts
+from ttrd.replytime.directory import Agent, Directory, Mailbox, Organization
+from ttrd.replytime.engine import classify, conversation_items, judge
+from ttrd.replytime.hours import Schedule, Span
+from ttrd.replytime.items import Item
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
 WEEKDAYS_9_TO_5 = Schedule("office", "UTC", ((Span(540, 1020),),) * 5 + ((), ()))

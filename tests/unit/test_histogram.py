@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from ttrd.journal.facts import Item
-from ttrd.journal.histogram import Tally, difference, tally
+from ttrd.replytime.histogram import Tally, difference, tally
+from ttrd.replytime.items import Item
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ttrd.journal.hours import (
+from ttrd.replytime.hours import (
     ALWAYS_OPEN,
     WEEKDAYS,
     Schedule,

@@ -20,13 +20,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Connection
 
 from ttrd.ingest.pipeline import Copy, Pipeline
-from ttrd.journal.directory import Agent, Directory, Mailbox, Organization, Sla
-from ttrd.journal.engine import judge
 from ttrd.journal.facts import Delivery
-from ttrd.journal.histogram import DEFAULT_BOUNDS, reply_bounds
-from ttrd.journal.hours import Schedule, Span
-from ttrd.journal.report import sla_breaches
 from ttrd.metrics.collector import TtrdCollector
+from ttrd.replytime.aggregates import sla_breaches
+from ttrd.replytime.directory import Agent, Directory, Mailbox, Organization, Sla
+from ttrd.replytime.engine import judge
+from ttrd.replytime.histogram import DEFAULT_BOUNDS, reply_bounds
+from ttrd.replytime.hours import Schedule, Span
 from ttrd.storage.sql import SqlStore
 
 OFFICE = Schedule("office", "UTC", ((Span(9 * 60, 17 * 60),),) * 5 + ((), ()), frozenset({date(2026, 3, 18)}))

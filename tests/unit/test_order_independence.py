@@ -18,8 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ttrd.ingest.pipeline import Copy, Pipeline
-from ttrd.journal.directory import Agent, Directory, Mailbox, Organization, Sla
-from ttrd.journal.facts import Delivery, Item
+from ttrd.journal.facts import Delivery
+from ttrd.replytime.directory import Agent, Directory, Mailbox, Organization, Sla
+from ttrd.replytime.items import Item
 from ttrd.storage.sql import SqlStore, _stored_histograms
 
 DIRECTORY = Directory(

@@ -20,8 +20,8 @@ import ttrd.ingest.pipeline as pipeline_module
 from tests.hostile import hostile_messages
 from ttrd.errors import StorageError
 from ttrd.ingest.pipeline import Copy, Pipeline
-from ttrd.journal.directory import Agent, Directory, Mailbox, Organization
 from ttrd.journal.facts import Delivery, MessageFacts
+from ttrd.replytime.directory import Agent, Directory, Mailbox, Organization
 from ttrd.storage.sql import REJECTS, SqlStore
 
 DIRECTORY = Directory(

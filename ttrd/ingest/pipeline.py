@@ -30,7 +30,9 @@ from datetime import datetime
 from functools import reduce
 
 from ttrd.errors import ParseError, StorageError
-from ttrd.journal.conversations import (
+from ttrd.journal.facts import Delivery, MessageFacts
+from ttrd.journal.parse import KEPT_BODY_BYTES, parse_message, reduce_message
+from ttrd.replytime.conversations import (
     SUBJECT_WINDOW,
     SubjectNode,
     components,
@@ -39,11 +41,10 @@ from ttrd.journal.conversations import (
     subject_link,
     tokens,
 )
-from ttrd.journal.directory import Directory
-from ttrd.journal.engine import Classified, classify, conversation_items
-from ttrd.journal.facts import Delivery, Item, MessageFacts
-from ttrd.journal.histogram import bounds_key, difference, reply_bounds, tally
-from ttrd.journal.parse import KEPT_BODY_BYTES, parse_message, reduce_message
+from ttrd.replytime.directory import Directory
+from ttrd.replytime.engine import Classified, classify, conversation_items
+from ttrd.replytime.histogram import bounds_key, difference, reply_bounds, tally
+from ttrd.replytime.items import Item
 from ttrd.storage.port import GENERATION, Batch, CopyRecord, Reject, Store, StoredMessage, SubjectEntry
 
 log = logging.getLogger(__name__)

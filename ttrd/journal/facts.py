@@ -1,8 +1,9 @@
-"""The facts ttrd keeps about messages, and what the engine concludes from them.
+"""The facts ttrd keeps about messages: what one copy says, and how it reached ttrd.
 
 Everything here is a frozen value. `MessageFacts` depend only on the bytes of one copy of a message
 and on how that copy reached ttrd (`Delivery`), never on the configuration, so stored facts stay true
-when the configuration changes; the engine applies the configuration when it reads them.
+when the configuration changes; the reply-time rules (`ttrd.replytime`) apply the configuration when
+they read them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import Literal
 
 Source = Literal["smtp", "imap", "import"]
 Folder = Literal["inbox", "sent"]
-Status = Literal["replied", "awaiting", "unanswered"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,22 +91,3 @@ class MessageFacts:
             automatic=tuple(sorted(set(first.automatic) | set(second.automatic))),
             sent_by=first.sent_by | second.sent_by,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Item:
-    """One inbound message of one context waiting for, or having got, a reply (SPEC §3)."""
-
-    conversation: str
-    context: str
-    inbound_message_id: str
-    customer: str | None
-    opened_at: datetime
-    first: bool
-    status: Literal["replied", "open", "unanswered"]
-    """`open` items are judged against the wall clock when read: awaiting, or unanswered."""
-    agent: str | None = None
-    reply_message_id: str | None = None
-    replied_at: datetime | None = None
-    calendar_seconds: float | None = None
-    business_seconds: float | None = None

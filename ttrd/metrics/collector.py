@@ -27,11 +27,11 @@ from prometheus_client.metrics_core import (
 
 from ttrd import __version__
 from ttrd.config import UNKNOWN_AGENT
-from ttrd.journal.directory import Directory
-from ttrd.journal.engine import judge
-from ttrd.journal.facts import Item
-from ttrd.journal.histogram import reply_bounds
 from ttrd.metrics.exposition import Histogram
+from ttrd.replytime.directory import Directory
+from ttrd.replytime.engine import judge
+from ttrd.replytime.histogram import reply_bounds
+from ttrd.replytime.items import Item
 from ttrd.storage.port import GENERATION, MetricsSnapshot, Store
 
 Histograms = Mapping[tuple[str, str | None, bool, str], tuple[list[int], float]]

@@ -124,7 +124,7 @@ class SpoolRow(SQLModel, table=True):
 
 
 class ReplyHistogramRow(SQLModel, table=True):
-    """The reply-time tally of one series, kept up to date by every batch (ttrd.journal.histogram)."""
+    """The reply-time tally of one series, kept up to date by every batch (ttrd.replytime.histogram)."""
 
     __tablename__ = "reply_histogram"
     __table_args__ = _NO_ROWID

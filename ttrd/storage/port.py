@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from ttrd.journal.facts import Item, MessageFacts, Source
-from ttrd.journal.histogram import Series, Tally
+from ttrd.journal.facts import MessageFacts, Source
+from ttrd.replytime.histogram import Series, Tally
+from ttrd.replytime.items import Item
 
 GENERATION = ("generation", "")
 """The counter every batch that changed messages or items bumps: readers cache what depends on them by it."""

@@ -33,9 +33,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import SQLModel
 
 from ttrd.errors import SchemaError, StorageError
-from ttrd.journal.conversations import normalise_subject, tokens
-from ttrd.journal.facts import Item
-from ttrd.journal.histogram import Series, Tally, bounds_key, tally
+from ttrd.replytime.conversations import normalise_subject, tokens
+from ttrd.replytime.histogram import Series, Tally, bounds_key, tally
+from ttrd.replytime.items import Item
 from ttrd.storage import models
 from ttrd.storage.codec import dump_facts, load_facts
 from ttrd.storage.port import CopyRecord, MetricsSnapshot, Reject, StoredMessage, SubjectEntry

@@ -11,8 +11,8 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from ttrd.journal.directory import Directory
-from ttrd.journal.facts import Item
+from ttrd.replytime.directory import Directory
+from ttrd.replytime.items import Item
 
 DEFAULT_BOUNDS: tuple[float, ...] = tuple(
     60.0 * minutes for minutes in (1, 5, 15, 30, 60, 120, 240, 480, 1440, 2880, 4320, 10080)

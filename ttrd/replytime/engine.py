@@ -15,8 +15,9 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from ttrd.journal.automatic import LIST_REASONS, author_reason, first_reason
-from ttrd.journal.directory import Context, Directory
-from ttrd.journal.facts import Item, MessageFacts, Status
+from ttrd.journal.facts import MessageFacts
+from ttrd.replytime.directory import Context, Directory
+from ttrd.replytime.items import Item, Status
 
 Kind = Literal["inbound", "reply", "other"]
 

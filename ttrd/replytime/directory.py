@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from ttrd.journal.hours import ALWAYS_OPEN, Schedule
+from ttrd.replytime.hours import ALWAYS_OPEN, Schedule
 
 MailboxKind = Literal["shared", "distribution", "list"]
 

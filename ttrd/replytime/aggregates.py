@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from ttrd.journal.directory import Directory
-from ttrd.journal.engine import judge
-from ttrd.journal.facts import Item, Status
+from ttrd.replytime.directory import Directory
+from ttrd.replytime.engine import judge
+from ttrd.replytime.items import Item, Status
 
 GroupBy = Literal["mailbox", "agent", "team"]
 
