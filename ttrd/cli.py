@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ttrd import __version__
-from ttrd.config import Settings, config_path, describe, load_settings
+from ttrd.config import Settings, config_path, load_settings
 from ttrd.errors import InputError, TtrdError
 from ttrd.ingest.importer import BatchReader, import_batches, summary
 from ttrd.ingest.pipeline import Pipeline
@@ -26,7 +26,7 @@ from ttrd.logs import configure_command_logging
 from ttrd.replytime.aggregates import summarise
 from ttrd.replytime.items import Item
 from ttrd.storage.port import Store
-from ttrd.views import print_json_lines, replies_table, reply_record, report_record, report_table
+from ttrd.views import describe, print_json_lines, replies_table, reply_record, report_record, report_table
 
 IMPORT_PARTIAL = 3
 """`ttrd import`'s exit status when some messages were set aside and the others stored."""

@@ -1,4 +1,9 @@
-"""ttrd.config: TOML in, validated Settings out; every problem a ConfigError naming file, key and problem."""
+"""ttrd.config: TOML in, validated Settings out; every problem a ConfigError naming file, key and problem.
+
+In memory: the text is given to `settings_from_text` with a path that is never read. What needs a real
+file (a missing one, a bad encoding, paths relative to where the file lies) is in
+tests/integration/test_config_files.py.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from datetime import date, datetime, time
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ttrd.config import (
@@ -21,12 +26,12 @@ from ttrd.config import (
     SmtpSettings,
     StorageSettings,
     config_path,
-    describe,
-    load_settings,
+    settings_from_text,
 )
 from ttrd.errors import ConfigError
 from ttrd.replytime.directory import Sla
 from ttrd.replytime.hours import ALWAYS_OPEN, Span
+from ttrd.views import describe
 
 MINIMAL = '[organization]\ndomains = ["example.com"]\n'
 
@@ -135,19 +140,17 @@ SUPPORT = '\n[[mailboxes]]\nid = "support"\naddress = "support@example.com"\nkin
 IMAP = '\n[[imap.accounts]]\nid = "box"\nowner = "alice"\nhost = "imap.example.com"\nusername = "alice"\n'
 
 
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "ttrd.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
+PATH = Path("/etc/ttrd/ttrd.toml")
+"""Where the text under test claims to come from; never read."""
 
 
-def load(tmp_path: Path, text: str) -> Settings:
-    return load_settings(write(tmp_path, text))
+def load(text: str) -> Settings:
+    return settings_from_text(text, PATH)
 
 
-def failure(path: Path) -> ConfigError:
+def failure(text: str) -> ConfigError:
     with pytest.raises(ConfigError) as caught:
-        load_settings(path)
+        load(text)
     return caught.value
 
 
@@ -163,11 +166,11 @@ def assert_names(error: ConfigError, path: Path, key: str | None, problem: str) 
 # --- a full configuration -----------------------------------------------------------------------
 
 
-def test_full_config_round_trip(tmp_path: Path) -> None:
-    settings = load(tmp_path, FULL)
+def test_full_config_round_trip() -> None:
+    settings = load(FULL)
     directory = settings.directory
 
-    assert settings.path == tmp_path / "ttrd.toml"
+    assert settings.path == PATH
     assert directory.organization.domains == ("example.com", "example.org")
     assert directory.organization.window_days == 14.5
     assert directory.organization.list_addresses == ("lists@example.net",)
@@ -193,8 +196,8 @@ def test_full_config_round_trip(tmp_path: Path) -> None:
     assert directory.is_list_address("users@lists.example.com")
 
 
-def test_full_config_schedules(tmp_path: Path) -> None:
-    directory = load(tmp_path, FULL).directory
+def test_full_config_schedules() -> None:
+    directory = load(FULL).directory
     default = directory.schedules["default"]
     assert default.timezone == "Europe/London"
     assert default.week[0] == (Span(540, 720), Span(780, 1050))
@@ -209,8 +212,8 @@ def test_full_config_schedules(tmp_path: Path) -> None:
     assert directory.contexts["users"].schedule is default
 
 
-def test_full_config_services(tmp_path: Path) -> None:
-    settings = load(tmp_path, FULL)
+def test_full_config_services() -> None:
+    settings = load(FULL)
     assert settings.storage == StorageSettings("postgresql://ttrd:s3cret@db.example.com/ttrd")
     assert settings.smtp == SmtpSettings(
         listen=Endpoint("::", 25),
@@ -228,7 +231,7 @@ def test_full_config_services(tmp_path: Path) -> None:
             port=143,
             tls="starttls",
             username="alice@example.com",
-            password_file=tmp_path / "secrets/alice",
+            password_file=PATH.parent / "secrets/alice",
             oauth2_token_file=None,
         ),
         ImapAccount(
@@ -246,8 +249,8 @@ def test_full_config_services(tmp_path: Path) -> None:
     )
 
 
-def test_defaults(tmp_path: Path) -> None:
-    settings = load(tmp_path, MINIMAL)
+def test_defaults() -> None:
+    settings = load(MINIMAL)
     assert settings.directory.organization.window_days == 30
     assert settings.directory.organization.list_addresses == ()
     assert settings.directory.schedules == {}
@@ -260,34 +263,23 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.metrics.listen == Endpoint("127.0.0.1", 9465)
 
 
-def test_imap_defaults(tmp_path: Path) -> None:
+def test_imap_defaults() -> None:
     text = BASE + IMAP + 'password_file = "/p"\n'
-    (account,) = load(tmp_path, text).imap_accounts
+    (account,) = load(text).imap_accounts
     assert (account.tls, account.port) == ("implicit", 993)
     assert account.folders == ("INBOX", "\\Sent")
     assert account.poll_seconds == 60
 
 
-def test_no_default_schedule_means_always_open(tmp_path: Path) -> None:
+def test_no_default_schedule_means_always_open() -> None:
     text = MINIMAL + '[[agents]]\nid = "alice"\naddress = "alice@example.com"\n'
-    assert load(tmp_path, text).directory.contexts["alice"].schedule is ALWAYS_OPEN
+    assert load(text).directory.contexts["alice"].schedule is ALWAYS_OPEN
 
 
-def test_settings_are_immutable(tmp_path: Path) -> None:
-    settings = load(tmp_path, MINIMAL)
+def test_settings_are_immutable() -> None:
+    settings = load(MINIMAL)
     with pytest.raises(AttributeError):
         settings.smtp.max_sessions = 5  # type: ignore[misc]
-
-
-@pytest.mark.parametrize("name", ["basic", "shuffled", "twisted"])
-def test_shared_scenario_configs_load(shared: Path, name: str) -> None:
-    path = shared / "scenarios" / name / "config.toml"
-    directory = load_settings(path).directory
-    assert {"support", "sales", "billing"} <= {mailbox.id for mailbox in directory.mailboxes}
-    assert set(directory.schedules) == {"default", "us"}
-    support = directory.resolve("help@example.com")
-    assert support is not None and support.id == "support"
-    assert [sla.seconds for sla in support.sla] == [3600.0, 14400.0]
 
 
 # --- config_path --------------------------------------------------------------------------------
@@ -314,44 +306,19 @@ def test_config_path_then_the_default(monkeypatch: pytest.MonkeyPatch, env: str 
     assert config_path(None) == DEFAULT_CONFIG_PATH == Path("/etc/ttrd/ttrd.toml")
 
 
-# --- the file itself ----------------------------------------------------------------------------
+# --- the text itself (what needs a file is in tests/integration/test_config_files.py) ------------
 
 
-def test_missing_file(tmp_path: Path) -> None:
-    path = tmp_path / "nope.toml"
-    assert_names(failure(path), path, None, "no such file")
+def test_toml_syntax_error_names_line_and_column() -> None:
+    error = failure(MINIMAL + "window_days = \n")
+    assert_names(error, PATH, None, "is not valid TOML: Invalid value (at line 3, column 15)")
 
 
-def test_directory_instead_of_file(tmp_path: Path) -> None:
-    assert_names(failure(tmp_path), tmp_path, None, "is a directory")
-
-
-def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = write(tmp_path, MINIMAL)
-
-    def refuse(self: Path) -> bytes:
-        # chmod 0 cannot stop root, who may run these tests in a container.
-        raise PermissionError(13, "Permission denied", str(self))
-
-    monkeypatch.setattr(Path, "read_bytes", refuse)
-    assert_names(failure(path), path, None, "permission denied")
-
-
-def test_not_utf8(tmp_path: Path) -> None:
-    path = tmp_path / "latin1.toml"
-    path.write_bytes(MINIMAL.encode() + b"# caf\xe9\n")
-    assert_names(failure(path), path, None, "not UTF-8")
-
-
-def test_byte_order_mark_is_accepted(tmp_path: Path) -> None:
-    path = tmp_path / "bom.toml"
-    path.write_bytes(b"\xef\xbb\xbf" + MINIMAL.encode())
-    assert load_settings(path).directory.organization.domains == ("example.com",)
-
-
-def test_toml_syntax_error_names_line_and_column(tmp_path: Path) -> None:
-    path = write(tmp_path, MINIMAL + "window_days = \n")
-    assert_names(failure(path), path, None, "is not valid TOML: Invalid value (at line 3, column 15)")
+def test_the_path_is_named_as_given_and_never_read() -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_from_text("[organization]\n", "no/such/ttrd.toml")
+    assert_names(caught.value, Path("no/such/ttrd.toml"), "organization.domains", "missing")
+    assert settings_from_text(MINIMAL, "no/such/ttrd.toml").path == Path("no/such/ttrd.toml")
 
 
 # --- every validation, by key and problem -------------------------------------------------------
@@ -537,48 +504,76 @@ ERRORS = [
 
 
 @pytest.mark.parametrize(("text", "key", "problem"), ERRORS)
-def test_errors_name_file_key_and_problem(tmp_path: Path, text: str, key: str, problem: str) -> None:
-    path = write(tmp_path, text)
-    assert_names(failure(path), path, key, problem)
+def test_errors_name_file_key_and_problem(text: str, key: str, problem: str) -> None:
+    assert_names(failure(text), PATH, key, problem)
 
 
-def test_error_cases_are_valid_without_their_fault(tmp_path: Path) -> None:
+# The allowed keys are derived from the dataclasses each table fills; these are the lists a user reads.
+SCHEDULE_KEYS = (
+    "country friday holidays monday saturday subdivision sunday thursday timezone tuesday wednesday"
+)
+SMTP_KEYS = (
+    "allow_networks auth_file journal_addresses listen max_message_bytes max_sessions require_starttls "
+    "tls_certificate tls_key"
+)
+IMAP_ACCOUNT_KEYS = "folders host id oauth2_token_file owner password_file poll_seconds port tls username"
+ALLOWED_KEYS = [  # where a stray key is written, the key named, the keys allowed there
+    ("", "zzz", "agents imap mailboxes metrics organization schedules smtp storage"),
+    (MINIMAL, "organization.zzz", "domains list_addresses window_days"),
+    (MINIMAL + '[schedules.default]\ntimezone = "UTC"\n', "schedules.default.zzz", SCHEDULE_KEYS),
+    (BASE, "agents[carol].zzz", "address aliases id name schedule teams"),
+    (BASE + SUPPORT, "mailboxes[support].zzz", "address aliases id kind list_id members schedule sla"),
+    (MINIMAL + "[storage]\n", "storage.zzz", "url"),
+    (MINIMAL + "[smtp]\n", "smtp.zzz", SMTP_KEYS),
+    (MINIMAL + "[metrics]\n", "metrics.zzz", "listen"),
+    (MINIMAL + "[imap]\n", "imap.zzz", "accounts"),
+    (BASE + IMAP, "imap.accounts[box].zzz", IMAP_ACCOUNT_KEYS),
+]
+
+
+@pytest.mark.parametrize(("text", "key", "allowed"), ALLOWED_KEYS)
+def test_unknown_keys_list_every_allowed_key(text: str, key: str, allowed: str) -> None:
+    error = failure(text + "zzz = 1\n")
+    listed = ", ".join(allowed.split())
+    assert (error.key, error.problem) == (key, f'unknown key "zzz" (allowed here: {listed})')
+
+
+def test_error_cases_are_valid_without_their_fault() -> None:
     """The bases the error cases extend are themselves valid, so each case fails for its own reason."""
-    load(tmp_path, BASE + SUPPORT + IMAP + 'password_file = "/p"\n')
+    load(BASE + SUPPORT + IMAP + 'password_file = "/p"\n')
 
 
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "::1", "LOCALHOST", "127.1.2.3"])
-def test_tls_none_towards_loopback(tmp_path: Path, host: str) -> None:
+def test_tls_none_towards_loopback(host: str) -> None:
     text = BASE + IMAP.replace("imap.example.com", host) + 'password_file = "/p"\ntls = "none"\n'
-    (account,) = load(tmp_path, text).imap_accounts
+    (account,) = load(text).imap_accounts
     assert (account.tls, account.port) == ("none", 143)
 
 
-def test_bad_database_url_is_not_echoed(tmp_path: Path) -> None:
-    path = write(tmp_path, MINIMAL + '[storage]\nurl = "postgresql://ttrd:s3cret@db:port/ttrd"\n')
-    error = failure(path)
-    assert_names(error, path, "storage.url", "not a database URL")
+def test_bad_database_url_is_not_echoed() -> None:
+    error = failure(MINIMAL + '[storage]\nurl = "postgresql://ttrd:s3cret@db:port/ttrd"\n')
+    assert_names(error, PATH, "storage.url", "not a database URL")
     assert "s3cret" not in str(error)
 
 
-def test_adjacent_opening_hours_do_not_overlap(tmp_path: Path) -> None:
+def test_adjacent_opening_hours_do_not_overlap() -> None:
     text = BASE.replace('["09:00-17:00"]', '["12:00-17:00", "09:00-12:00"]')
-    schedule = load(tmp_path, text).directory.schedules["default"]
+    schedule = load(text).directory.schedules["default"]
     assert schedule.week[0] == (Span(540, 720), Span(720, 1020))
 
 
-def test_all_valid_timezones_accepted(tmp_path: Path) -> None:
+def test_all_valid_timezones_accepted() -> None:
     text = MINIMAL + '[schedules.a]\ntimezone = "UTC"\n[schedules.b]\ntimezone = "America/Argentina/Salta"\n'
-    assert set(load(tmp_path, text).directory.schedules) == {"a", "b"}
+    assert set(load(text).directory.schedules) == {"a", "b"}
 
 
 # --- describe -----------------------------------------------------------------------------------
 
 
-def test_describe_full(tmp_path: Path) -> None:
-    text = describe(load(tmp_path, FULL))
+def test_describe_full() -> None:
+    text = describe(load(FULL))
     lines = text.splitlines()
-    assert lines[0] == f"config  {tmp_path / 'ttrd.toml'}"
+    assert lines[0] == f"config  {PATH}"
     assert "  domains         example.com, example.org" in lines
     assert "  window          14.5 days" in lines
     assert "  default  Europe/London" in lines
@@ -596,14 +591,14 @@ def test_describe_full(tmp_path: Path) -> None:
     assert "  help@example.com         mailbox support" in lines
     assert "  listen             [::]:25" in lines
     assert "  url  postgresql://ttrd:***@db.example.com/ttrd" in lines
-    assert "    password file  " + str(tmp_path / "secrets/alice") in lines
+    assert "    password file  " + str(PATH.parent / "secrets/alice") in lines
     assert "    server             127.0.0.1:1143, tls none" in lines
     assert "s3cret" not in text
-    assert text == describe(load(tmp_path, FULL))
+    assert text == describe(load(FULL))
 
 
-def test_describe_minimal(tmp_path: Path) -> None:
-    text = describe(load(tmp_path, MINIMAL))
+def test_describe_minimal() -> None:
+    text = describe(load(MINIMAL))
     assert "schedules\n  none: every agent and mailbox is open 24/7\n" in text
     assert "agents\n  none\n" in text
     assert "imap accounts\n  none\n" in text
@@ -654,21 +649,21 @@ VALUES = st.recursive(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None)
 @given(path=st.sampled_from(FULL_PATHS), value=VALUES)
 def test_any_value_anywhere_gives_settings_or_config_error(
-    tmp_path: Path, path: tuple[str | int, ...], value: object
+    path: tuple[str | int, ...], value: object
 ) -> None:
     data = json.loads(json.dumps(FULL_DATA, default=str))  # a deep copy; dates come back as strings
     parent = data
     for step in path[:-1]:
         parent = parent[step]
     parent[path[-1]] = value
-    config = write(tmp_path, "".join(f"{json.dumps(k)} = {_toml(v)}\n" for k, v in data.items()))
+    text = "".join(f"{json.dumps(k)} = {_toml(v)}\n" for k, v in data.items())
     try:
-        describe(load_settings(config))
+        describe(load(text))
     except ConfigError as error:
-        assert error.path == str(config)
+        assert error.path == str(PATH)
 
 
 def test_the_fuzz_renderer_round_trips() -> None:
@@ -688,20 +683,10 @@ def test_the_fuzz_renderer_round_trips() -> None:
         ('auth_file = "users"\n', "smtp.auth_file", "only over TLS"),
     ],
 )
-def test_smtp_tls_and_auth_keys_are_checked(tmp_path: Path, smtp: str, key: str, problem: str) -> None:
-    path = write(tmp_path, MINIMAL + "[smtp]\n" + smtp)
-    assert_names(failure(path), path, key, problem)
+def test_smtp_tls_and_auth_keys_are_checked(smtp: str, key: str, problem: str) -> None:
+    assert_names(failure(MINIMAL + "[smtp]\n" + smtp), PATH, key, problem)
 
 
-def test_smtp_tls_and_auth_files_are_relative_to_the_config(tmp_path: Path) -> None:
-    smtp = '[smtp]\ntls_certificate = "c.pem"\ntls_key = "/abs/k.pem"\n'
-    smtp += 'require_starttls = true\nauth_file = "u"\n'
-    settings = load_settings(write(tmp_path, MINIMAL + smtp))
-    assert settings.smtp.tls_certificate == tmp_path / "c.pem"
-    assert settings.smtp.tls_key == Path("/abs/k.pem")
-    assert settings.smtp.require_starttls and settings.smtp.auth_file == tmp_path / "u"
-
-
-def test_the_unknown_agent_label_is_reserved(tmp_path: Path) -> None:
-    path = write(tmp_path, MINIMAL + '[[agents]]\nid = "unknown"\naddress = "u@example.com"\n')
-    assert_names(failure(path), path, "agents[unknown].id", "reserved")
+def test_the_unknown_agent_label_is_reserved() -> None:
+    error = failure(MINIMAL + '[[agents]]\nid = "unknown"\naddress = "u@example.com"\n')
+    assert_names(error, PATH, "agents[unknown].id", "reserved")
