@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint typecheck unit integration bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +24,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict ttrd
 
+# Pure and in-memory tests: no server, subprocess or database file (under a minute).
 unit: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q tests/unit
 
-test: lint typecheck unit
+# Real peers: the daemon, SMTP clients, SQLite files, Postfix, promtool, systemd-analyze.
+integration: $(STAMP)
+	$(BIN)/pytest -q tests/integration
+
+test: lint typecheck unit integration
 
 bench: $(STAMP)
 	$(BIN)/python bench/import_throughput.py

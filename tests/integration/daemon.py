@@ -139,12 +139,17 @@ class Ttrd:
                 return int(line.split()[1]) / 1024
         raise AssertionError("no VmRSS")
 
-    def worker_pid(self) -> int:
+    def worker_pid(self, timeout: float = 30.0) -> int:
         """The ingest worker: the daemon's child that multiprocessing spawned (not its resource tracker)."""
         assert self.process is not None
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
-        [pid] = [pid for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
-        return int(pid)
+        deadline = time.monotonic() + timeout
+        while True:
+            workers = [pid for pid in _children(self.process.pid) if b"spawn_main" in _cmdline(pid)]
+            if len(workers) == 1:
+                return workers[0]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the daemon has {len(workers)} ingest workers")
+            time.sleep(0.1)
 
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=30) as answer:
@@ -155,6 +160,22 @@ class Ttrd:
         done = subprocess.run([str(TTRD), "replies", "--config", str(self.config), "--json"],
                               capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
         return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def _children(pid: int) -> list[int]:
+    """Child processes of every thread of `pid`."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            found.extend(int(child) for child in (task / "children").read_text().split())
+    return found
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # it ended meanwhile
+        return b""
 
 
 def metric(text: str, name: str, **labels: str) -> float:

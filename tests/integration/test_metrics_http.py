@@ -25,7 +25,7 @@ from ttrd.storage.sql import SqlStore
 
 @pytest.fixture
 def registry(tmp_path: Path) -> Iterator[CollectorRegistry]:
-    store = fill(tmp_path / "ttrd.db")
+    store = fill(SqlStore(f"sqlite:///{tmp_path / 'ttrd.db'}"))
     registry = CollectorRegistry()
     registry.register(TtrdCollector(store, DIRECTORY, lambda: NOW, extra_counters=lambda: EXTRA))
     yield registry

@@ -30,8 +30,9 @@ from tests.integration.test_import_cli import SIMPLE, config_for, replies, ttrd
 FAULTS = '''
 """Written by tests/integration/test_resilience.py: a parser and an engine that fail for one message."""
 import ttrd.ingest.pipeline as pipeline
+import ttrd.replytime.batch as batch
 
-_parse, _classify = pipeline.parse_message, pipeline.classify
+_parse, _classify = pipeline.parse_message, batch.classify
 
 
 def parse_message(raw, delivery):
@@ -47,7 +48,7 @@ def classify(facts, directory):
 
 
 pipeline.parse_message = parse_message
-pipeline.classify = classify
+batch.classify = classify
 '''
 
 FAR_FUTURE = (

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import Connection
 
 from ttrd.ingest.pipeline import Copy, Pipeline
 from ttrd.journal.facts import Delivery
@@ -27,7 +25,10 @@ from ttrd.replytime.directory import Agent, Directory, Mailbox, Organization, Sl
 from ttrd.replytime.engine import judge
 from ttrd.replytime.histogram import DEFAULT_BOUNDS, reply_bounds
 from ttrd.replytime.hours import Schedule, Span
-from ttrd.storage.sql import SqlStore
+from ttrd.storage.memory import MemoryStore
+from ttrd.storage.port import Store
+
+S = TypeVar("S", bound=Store)
 
 OFFICE = Schedule("office", "UTC", ((Span(9 * 60, 17 * 60),),) * 5 + ((), ()), frozenset({date(2026, 3, 18)}))
 SUPPORT = Mailbox(
@@ -107,8 +108,7 @@ STORY = [
 ]
 
 
-def fill(path: Path) -> SqlStore:
-    store = SqlStore(f"sqlite:///{path}")
+def fill(store: S) -> S:
     delivery = Delivery("smtp", NOW, origin="test")
     copies = [Copy(raw, delivery) for raw in STORY]
     # A second identical journal copy of the first question, and bytes that are not a message.
@@ -117,13 +117,11 @@ def fill(path: Path) -> SqlStore:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlStore]:
-    filled = fill(tmp_path / "ttrd.db")
-    yield filled
-    filled.close()
+def store() -> MemoryStore:
+    return fill(MemoryStore())
 
 
-def scrape(store: SqlStore, now: datetime = NOW, directory: Directory = DIRECTORY) -> bytes:
+def scrape(store: Store, now: datetime = NOW, directory: Directory = DIRECTORY) -> bytes:
     registry = CollectorRegistry()
     registry.register(TtrdCollector(store, directory, lambda: now, extra_counters=lambda: EXTRA))
     return generate_latest(registry)
@@ -164,7 +162,7 @@ def test_buckets_are_the_ladder_and_every_sla_threshold() -> None:
     assert reply_bounds(DIRECTORY) == tuple(sorted({*DEFAULT_BOUNDS, 18000.0, 129600.0}))
 
 
-def test_reply_histogram_by_mailbox_agent_first_and_clock(store: SqlStore) -> None:
+def test_reply_histogram_by_mailbox_agent_first_and_clock(store: MemoryStore) -> None:
     found = samples(scrape(store))
     expected_sums = {
         ("support", "alice", "true", "calendar"): 2700.0,
@@ -192,7 +190,7 @@ def test_reply_histogram_by_mailbox_agent_first_and_clock(store: SqlStore) -> No
     assert (exactly_5h["14400.0"], exactly_5h["18000.0"]) == (0.0, 1.0)
 
 
-def test_queue_unanswered_inbound_and_sla_breaches(store: SqlStore) -> None:
+def test_queue_unanswered_inbound_and_sla_breaches(store: MemoryStore) -> None:
     found = samples(scrape(store))
     assert series(found, "ttrd_awaiting_replies") == {
         frozenset({("mailbox", "support")}): 1.0,
@@ -221,7 +219,7 @@ def test_queue_unanswered_inbound_and_sla_breaches(store: SqlStore) -> None:
     }
 
 
-def test_excluded_and_ingestion_counters(store: SqlStore) -> None:
+def test_excluded_and_ingestion_counters(store: MemoryStore) -> None:
     found = samples(scrape(store))
     assert series(found, "ttrd_excluded_messages_total") == {
         frozenset({("reason", "auto-submitted")}): 1.0,
@@ -237,7 +235,7 @@ def test_excluded_and_ingestion_counters(store: SqlStore) -> None:
     assert dict(build[0]).keys() == {"version", "python"}
 
 
-def test_counters_end_in_total_and_labels_are_ids(store: SqlStore) -> None:
+def test_counters_end_in_total_and_labels_are_ids(store: MemoryStore) -> None:
     body = scrape(store)
     types = {family.name: family.type for family in text_string_to_metric_families(body.decode())}
     assert types == {
@@ -262,16 +260,6 @@ def test_counters_end_in_total_and_labels_are_ids(store: SqlStore) -> None:
         assert {v for n, v in labels if n == name} <= ids
 
 
-def test_a_restart_reads_the_same_values(store: SqlStore, tmp_path: Path) -> None:
-    before = scrape(store)
-    store.close()
-    reopened = SqlStore(f"sqlite:///{tmp_path / 'ttrd.db'}")
-    try:
-        assert scrape(reopened) == before
-    finally:
-        reopened.close()
-
-
 @pytest.mark.parametrize(
     "now",
     [
@@ -283,7 +271,7 @@ def test_a_restart_reads_the_same_values(store: SqlStore, tmp_path: Path) -> Non
         datetime(2026, 6, 1, tzinfo=UTC),
     ],
 )
-def test_clock_dependent_values_agree_with_the_core(store: SqlStore, now: datetime) -> None:
+def test_clock_dependent_values_agree_with_the_core(store: MemoryStore, now: datetime) -> None:
     """Awaiting, unanswered and SLA breaches as `judge` and `report.sla_breaches` see every item."""
     found = samples(scrape(store, now))
     items = list(store.items())
@@ -297,7 +285,7 @@ def test_clock_dependent_values_agree_with_the_core(store: SqlStore, now: dateti
         assert total(found, "ttrd_sla_breaches_total", mailbox=context) == breaches[context]
 
 
-def test_one_collector_over_time_equals_a_fresh_one_each_time(store: SqlStore) -> None:
+def test_one_collector_over_time_equals_a_fresh_one_each_time(store: MemoryStore) -> None:
     """Breaches of items past their window are kept between scrapes; never stale ones."""
     registry = CollectorRegistry()
     clock = [NOW]
@@ -318,19 +306,15 @@ def test_one_collector_over_time_equals_a_fresh_one_each_time(store: SqlStore) -
     assert value(samples(fresh), "ttrd_sla_breaches_total", mailbox="support", sla="36h") == 0
 
 
-def test_a_context_removed_from_the_configuration_keeps_its_history(store: SqlStore) -> None:
+def test_a_context_removed_from_the_configuration_keeps_its_history(store: MemoryStore) -> None:
     without_sales = Directory(DIRECTORY.organization, AGENTS, (SUPPORT,), {"office": OFFICE})
     found = samples(scrape(store, directory=without_sales))
     assert value(found, "ttrd_unanswered_total", mailbox="sales") == 1.0
     assert value(found, "ttrd_awaiting_replies", mailbox="sales") == 1.0
 
 
-def test_an_empty_database_exposes_zeros_for_every_configured_context(tmp_path: Path) -> None:
-    empty = SqlStore(f"sqlite:///{tmp_path / 'empty.db'}")
-    try:
-        found = samples(scrape(empty))
-    finally:
-        empty.close()
+def test_an_empty_database_exposes_zeros_for_every_configured_context() -> None:
+    found = samples(scrape(MemoryStore()))
     assert set(series(found, "ttrd_unanswered_total").values()) == {0.0}
     assert len(series(found, "ttrd_unanswered_total")) == len(DIRECTORY.contexts)
     assert set(series(found, "ttrd_sla_breaches_total")) == {
@@ -341,7 +325,7 @@ def test_an_empty_database_exposes_zeros_for_every_configured_context(tmp_path: 
     assert value(found, "ttrd_parse_errors_total") == 0.0
 
 
-def test_histogram_counts_match_a_recount_of_the_items(store: SqlStore) -> None:
+def test_histogram_counts_match_a_recount_of_the_items(store: MemoryStore) -> None:
     """The database's bucket counts against bisecting every replied item's seconds."""
     found = samples(scrape(store))
     bounds = reply_bounds(DIRECTORY)
@@ -358,21 +342,3 @@ def test_histogram_counts_match_a_recount_of_the_items(store: SqlStore) -> None:
         labels = dict(key)
         counted[(labels["mailbox"], labels["clock"], labels["le"])] += int(number)
     assert +counted == expected
-
-
-def test_one_scrape_reads_one_committed_state(store: SqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A batch committed between two reads of one scrape shows in neither: the numbers agree."""
-    bounds = reply_bounds(DIRECTORY)
-    before = store.metrics_snapshot(bounds)
-    read_counts = SqlStore._item_counts
-
-    def commit_first(connection: Connection) -> dict[tuple[str, str], int]:
-        answer = mail("rf", at(13, 14), "alice@example.com", "sam@cust.net", reply_to("qf2"))
-        Pipeline(store, DIRECTORY).ingest([Copy(answer, Delivery("smtp", NOW))])
-        return read_counts(connection)
-
-    monkeypatch.setattr(SqlStore, "_item_counts", staticmethod(commit_first))
-    assert store.metrics_snapshot(bounds) == before
-    monkeypatch.undo()
-    after = store.metrics_snapshot(bounds)
-    assert after.item_counts[("support", "replied")] == before.item_counts[("support", "replied")] + 1

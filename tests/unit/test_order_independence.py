@@ -9,10 +9,11 @@ of one message under two ids, follow-ups after the window.
 
 from __future__ import annotations
 
-import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from itertools import accumulate
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,8 +21,10 @@ from hypothesis import strategies as st
 from ttrd.ingest.pipeline import Copy, Pipeline
 from ttrd.journal.facts import Delivery
 from ttrd.replytime.directory import Agent, Directory, Mailbox, Organization, Sla
+from ttrd.replytime.histogram import tally
 from ttrd.replytime.items import Item
-from ttrd.storage.sql import SqlStore, _stored_histograms
+from ttrd.storage.memory import MemoryStore
+from ttrd.storage.port import Store
 
 DIRECTORY = Directory(
     Organization(domains=("example.com",), window_days=2),
@@ -82,34 +85,45 @@ def stories(draw: st.DrawFn) -> Story:
     return Story(sorted(copies, key=lambda c: c[0]))
 
 
-def items_after(batches: list[list[tuple[datetime, bytes, frozenset[str]]]]) -> list[Item]:
-    with tempfile.TemporaryDirectory() as directory:
-        store = SqlStore(f"sqlite:///{Path(directory) / 'ttrd.db'}")
-        try:
-            pipeline = Pipeline(store, DIRECTORY)
-            for batch in batches:
-                pipeline.ingest(
-                    [Copy(raw, Delivery("smtp", RECEIVED, rcpt_to=rcpt)) for _, raw, rcpt in batch]
-                )
-            # The reply histogram kept up to date batch by batch is the one tallied from the items.
-            with store.engine.connect() as connection:
-                kept = _stored_histograms(connection, pipeline.bounds)
-                assert kept == SqlStore._reply_histograms(connection, pipeline.bounds)
-            return sorted(store.items(), key=lambda i: (i.context, i.inbound_message_id))
-        finally:
-            store.close()
+StoreFactory = Callable[[], AbstractContextManager[Store]]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(story=stories(), data=st.data())
-def test_arrival_order_and_batching_do_not_change_items(story: Story, data: st.DataObject) -> None:
-    expected = items_after([story.copies])
+@contextmanager
+def memory_store() -> Iterator[Store]:
+    yield MemoryStore()
+
+
+def items_after(
+    batches: list[list[tuple[datetime, bytes, frozenset[str]]]], store_factory: StoreFactory = memory_store
+) -> list[Item]:
+    with store_factory() as store:
+        pipeline = Pipeline(store, DIRECTORY)
+        for batch in batches:
+            pipeline.ingest([Copy(raw, Delivery("smtp", RECEIVED, rcpt_to=rcpt)) for _, raw, rcpt in batch])
+        items = sorted(store.items(), key=lambda i: (i.context, i.inbound_message_id))
+        # The reply histogram kept up to date batch by batch is the one tallied from the items.
+        tallied = {
+            series: (list(accumulate(kept.buckets)), kept.sum_micros / 1_000_000)
+            for series, kept in tally(items, pipeline.bounds).items()
+        }
+        assert store.metrics_snapshot(pipeline.bounds).histograms == tallied
+        return items
+
+
+def check_order_independence(story: Story, data: st.DataObject, store_factory: StoreFactory) -> None:
+    expected = items_after([story.copies], store_factory)
     shuffled = data.draw(st.permutations(story.copies))
     cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(shuffled) - 1)), max_size=4)))
     batches = [
         shuffled[a:b] for a, b in zip([0, *cuts], [*cuts, len(shuffled)], strict=True) if shuffled[a:b]
     ]
-    assert items_after(batches) == expected
+    assert items_after(batches, store_factory) == expected
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(story=stories(), data=st.data())
+def test_arrival_order_and_batching_do_not_change_items(story: Story, data: st.DataObject) -> None:
+    check_order_independence(story, data, memory_store)
 
 
 def test_a_story_where_order_matters_for_subject_links() -> None:

@@ -10,19 +10,18 @@ import os
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 import ttrd.ingest.pipeline as pipeline_module
+import ttrd.replytime.batch as batch_module
 from tests.hostile import hostile_messages
 from ttrd.errors import StorageError
 from ttrd.ingest.pipeline import Copy, Pipeline
 from ttrd.journal.facts import Delivery, MessageFacts
 from ttrd.replytime.directory import Agent, Directory, Mailbox, Organization
-from ttrd.storage.sql import REJECTS, SqlStore
+from ttrd.storage.memory import MemoryStore
 
 DIRECTORY = Directory(
     Organization(domains=("example.com",)),
@@ -53,13 +52,12 @@ def copies(*raws: bytes) -> list[Copy]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SqlStore:
-    return SqlStore(f"sqlite:///{tmp_path / 'ttrd.db'}")
+def store() -> MemoryStore:
+    return MemoryStore()
 
 
-def rejects(store: SqlStore) -> list[tuple[str, bytes]]:
-    with store.engine.connect() as connection:
-        return [(row.problem, row.raw) for row in connection.execute(select(REJECTS).order_by(REJECTS.c.id))]
+def rejects(store: MemoryStore) -> list[tuple[str, bytes]]:
+    return [(reject.problem, reject.raw) for reject in store.rejects()]
 
 
 def failing_for(message_id: str, real: Callable[..., Any], fact: Callable[[Any], MessageFacts]) -> Any:
@@ -75,7 +73,7 @@ def failing_for(message_id: str, real: Callable[..., Any], fact: Callable[[Any],
 
 
 def test_a_copy_whose_parsing_raises_is_a_parse_error_and_the_rest_is_stored(
-    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+    store: MemoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real = pipeline_module.parse_message
     monkeypatch.setattr(pipeline_module, "parse_message", failing_for("q2@test", real, lambda f: f))
@@ -88,10 +86,10 @@ def test_a_copy_whose_parsing_raises_is_a_parse_error_and_the_rest_is_stored(
 
 
 def test_a_copy_whose_processing_raises_is_set_aside_and_its_batch_stored(
-    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+    store: MemoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = pipeline_module.classify
-    monkeypatch.setattr(pipeline_module, "classify", failing_for("q17@test", real, lambda c: c.facts))
+    real = batch_module.classify
+    monkeypatch.setattr(batch_module, "classify", failing_for("q17@test", real, lambda c: c.facts))
     raws = [question(n) for n in range(40)] + [answer(n) for n in range(0, 40, 3)]
     result = Pipeline(store, DIRECTORY).ingest(copies(*raws))
     assert (result.read, result.parse_errors, result.processing_errors) == (len(raws), 0, 1)
@@ -104,16 +102,16 @@ def test_a_copy_whose_processing_raises_is_set_aside_and_its_batch_stored(
 
 
 def test_several_bad_copies_in_one_batch_are_each_set_aside(
-    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+    store: MemoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = pipeline_module.classify
+    real = batch_module.classify
 
     def classify(facts: MessageFacts, directory: Directory) -> Any:
         if facts.message_id in {"q0@test", "q5@test", "q6@test"}:
             raise ValueError(facts.message_id)
         return real(facts, directory)
 
-    monkeypatch.setattr(pipeline_module, "classify", classify)
+    monkeypatch.setattr(batch_module, "classify", classify)
     result = Pipeline(store, DIRECTORY).ingest(copies(*(question(n) for n in range(9))))
     assert result.processing_errors == 3
     assert len(list(store.items())) == 6
@@ -123,7 +121,7 @@ def test_several_bad_copies_in_one_batch_are_each_set_aside(
 
 
 def test_a_failure_that_is_no_messages_fault_propagates_and_sets_nothing_aside(
-    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+    store: MemoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the counters are broken")
@@ -135,7 +133,7 @@ def test_a_failure_that_is_no_messages_fault_propagates_and_sets_nothing_aside(
 
 
 def test_a_storage_error_is_not_split_but_raised_for_the_caller_to_retry(
-    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+    store: MemoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     attempts: list[int] = []
 
@@ -149,7 +147,7 @@ def test_a_storage_error_is_not_split_but_raised_for_the_caller_to_retry(
     assert len(attempts) == 1
 
 
-def test_hostile_mail_generated_afresh_never_stops_the_pipeline(store: SqlStore) -> None:
+def test_hostile_mail_generated_afresh_never_stops_the_pipeline(store: MemoryStore) -> None:
     seed = int(os.environ.get("TTRD_HOSTILE_SEED", random.randrange(2**32)))
     pipeline = Pipeline(store, DIRECTORY)
     hostile = hostile_messages(seed, 90)

@@ -22,30 +22,17 @@ the batch is split in halves until the copy that fails is alone; it is set aside
 from __future__ import annotations
 
 import logging
-from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from functools import reduce
 
 from ttrd.errors import ParseError, StorageError
 from ttrd.journal.facts import Delivery, MessageFacts
 from ttrd.journal.parse import KEPT_BODY_BYTES, parse_message, reduce_message
-from ttrd.replytime.conversations import (
-    SUBJECT_WINDOW,
-    SubjectNode,
-    components,
-    conversation_id,
-    normalise_subject,
-    subject_link,
-    tokens,
-)
+from ttrd.replytime.batch import BatchChanges, decide
 from ttrd.replytime.directory import Directory
-from ttrd.replytime.engine import Classified, classify, conversation_items
-from ttrd.replytime.histogram import bounds_key, difference, reply_bounds, tally
-from ttrd.replytime.items import Item
-from ttrd.storage.port import GENERATION, Batch, CopyRecord, Reject, Store, StoredMessage, SubjectEntry
+from ttrd.replytime.histogram import bounds_key, reply_bounds
+from ttrd.storage.port import GENERATION, Reject, Store
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +54,14 @@ class IngestResult:
     excluded: Counter[str] = field(default_factory=Counter)
     items_opened: int = 0
     items_closed: int = 0
+
+    def count(self, changes: BatchChanges) -> None:
+        """Add what a batch's decisions did."""
+        self.new_messages += changes.new_messages
+        self.merged_copies += changes.merged_copies
+        self.excluded += changes.excluded
+        self.items_opened += changes.items_opened
+        self.items_closed += changes.items_closed
 
     def __iadd__(self, other: IngestResult) -> IngestResult:
         for name in (
@@ -190,7 +185,9 @@ class Pipeline:
             fresh = _fresh(parsed.copies, known)
             result.duplicates = len(parsed.copies) - len(fresh)
             if fresh:
-                _Replay(batch, self.directory, self.bounds, result).run(fresh)
+                changes = decide(fresh, batch, self.directory, self.bounds)
+                batch.apply(changes)
+                result.count(changes)
             batch.add_to_counters(_counters(result, changed=bool(fresh)))
         return result
 
@@ -226,214 +223,3 @@ def _counters(result: IngestResult, *, changed: bool) -> Counter[tuple[str, str]
         }
     )
     return +counts
-
-
-@dataclass
-class _Merged:
-    """The batch's messages after merging copies with each other and with stored messages."""
-
-    messages: dict[str, MessageFacts]
-    replacing: dict[str, StoredMessage]
-    """Stored messages whose rows the merged messages replace, by id."""
-    renamed: dict[str, str]
-    """Stored ids that are now known under another canonical id."""
-    conversations: set[str]
-    """Conversations the stored messages were in."""
-
-
-class _Replay:
-    """Steps 2–4 of a batch, inside its transaction."""
-
-    def __init__(
-        self, batch: Batch, directory: Directory, bounds: tuple[float, ...], result: IngestResult
-    ) -> None:
-        self.batch = batch
-        self.directory = directory
-        self.bounds = bounds
-        self.result = result
-        self._classified: dict[str, Classified] = {}
-
-    def run(self, fresh: list[tuple[MessageFacts, Delivery]]) -> None:
-        merged = self._merge([facts for facts, _ in fresh])
-        canonical = {alias: mid for mid, facts in merged.messages.items() for alias in facts.ids}
-        self.batch.add_copies(
-            [
-                CopyRecord(f.copy_key, canonical[f.message_id], d.source, d.received_at, f.event_time)
-                for f, d in fresh
-            ]
-        )
-        new_links, link_conversations = self._relink(merged)
-        affected = (
-            merged.conversations
-            | link_conversations
-            | self.batch.conversations_with_tokens(
-                {t for m in merged.messages.values() for t in tokens(m.ids, m.links, m.thread_key)}
-            )
-        )
-        stored = {
-            s.facts.message_id: s
-            for s in self.batch.messages_in(affected)
-            if s.facts.message_id not in merged.replacing
-        }
-        links: dict[str, str | None] = {
-            mid: merged.renamed.get(s.subject_link, s.subject_link)
-            for mid, s in stored.items()
-            if s.subject_link
-        }
-        links.update(new_links)
-        self._replay(stored, merged, {m: t for m, t in links.items() if t is not None}, affected)
-
-    def _merge(self, fresh: list[MessageFacts]) -> _Merged:
-        """Group new copies with each other and with stored messages that share an id."""
-        stored = self.batch.messages_by_ids({i for facts in fresh for i in facts.ids})
-        stored_ids = {s.facts.message_id: s for s in stored}
-        messages: dict[str, MessageFacts] = {}
-        renamed: dict[str, str] = {}
-        for group in _group_by_ids([s.facts for s in stored] + fresh):
-            facts = reduce(MessageFacts.merge, group)
-            messages[facts.message_id] = facts
-            old = [g.message_id for g in group if g.message_id in stored_ids]
-            renamed.update({mid: facts.message_id for mid in old if mid != facts.message_id})
-            if old:
-                self.result.merged_copies += len(group) - len(old)
-                continue
-            self.result.new_messages += 1
-            self.result.merged_copies += len(group) - 1
-            reason = self._classify(facts).automatic
-            if reason:
-                self.result.excluded[reason] += 1
-        return _Merged(messages, stored_ids, renamed, {s.conversation for s in stored if s.conversation})
-
-    def _classify(self, facts: MessageFacts) -> Classified:
-        found = self._classified.get(facts.message_id)
-        if found is None or found.facts is not facts:
-            found = self._classified[facts.message_id] = classify(facts, self.directory)
-        return found
-
-    def _relink(self, merged: _Merged) -> tuple[dict[str, str | None], set[str]]:
-        """Subject links the batch may change, recomputed, and the conversations of those that moved.
-
-        A new message gets its own link, and may become the most recent earlier message for
-        unthreaded messages up to SUBJECT_WINDOW after it, so those are recomputed too. Facts are
-        read only for subjects where some unthreaded message needs a link.
-        """
-        new_entries = [_entry(facts) for facts in merged.messages.values()]
-        times = [entry.event_time for entry in new_entries]
-        entries = {
-            entry.message_id: entry
-            for entry in self.batch.subject_entries(
-                {e.subject_key for e in new_entries}, min(times) - SUBJECT_WINDOW, max(times) + SUBJECT_WINDOW
-            )
-            if entry.message_id not in merged.replacing
-        }
-        entries.update({entry.message_id: entry for entry in new_entries})
-        by_key: dict[str, list[SubjectEntry]] = {}
-        for entry in entries.values():
-            by_key.setdefault(entry.subject_key, []).append(entry)
-        new_times: dict[str, list[datetime]] = {}
-        for entry in new_entries:
-            new_times.setdefault(entry.subject_key, []).append(entry.event_time)
-        for times_of_key in new_times.values():
-            times_of_key.sort()
-        due = [
-            entry
-            for entry in entries.values()
-            if not entry.threaded and (entry.message_id in merged.messages or _follows(entry, new_times))
-        ]
-        nodes = self._subject_nodes({e.subject_key for e in due}, by_key, merged)
-        links: dict[str, str | None] = {}
-        conversations: set[str] = set()
-        for entry in due:
-            candidates = [nodes[other.message_id] for other in by_key[entry.subject_key]]
-            target = links[entry.message_id] = subject_link(nodes[entry.message_id], candidates)
-            if target != merged.renamed.get(entry.subject_link or "", entry.subject_link):
-                touched = (entry, entries[target]) if target else (entry,)
-                conversations.update(e.conversation for e in touched if e.conversation)
-        return links, conversations
-
-    def _subject_nodes(
-        self, keys: set[str], by_key: dict[str, list[SubjectEntry]], merged: _Merged
-    ) -> dict[str, SubjectNode]:
-        """Subject nodes, with their external participants, of every message under these subjects."""
-        wanted = [entry for key in keys for entry in by_key[key]]
-        facts = dict(merged.messages)
-        missing = {e.message_id for e in wanted} - facts.keys()
-        facts.update({s.facts.message_id: s.facts for s in self.batch.messages(missing)})
-        return {
-            e.message_id: SubjectNode(
-                e.message_id,
-                e.event_time,
-                e.subject_key,
-                e.threaded,
-                self._classify(facts[e.message_id]).external_participants,
-            )
-            for e in wanted
-        }
-
-    def _replay(
-        self, stored: dict[str, StoredMessage], merged: _Merged, links: dict[str, str], affected: set[str]
-    ) -> None:
-        facts = {mid: s.facts for mid, s in stored.items()} | merged.messages
-        message_tokens = {mid: tokens(f.ids, f.links, f.thread_key) for mid, f in facts.items()}
-        items: list[Item] = []
-        updated: list[StoredMessage] = []
-        inserted: list[StoredMessage] = []
-        for group in components(message_tokens, {m: t for m, t in links.items() if m in facts}):
-            conversation = conversation_id(group)
-            classified = [self._classify(facts[mid]) for mid in group]
-            items.extend(conversation_items(conversation, classified, self.directory))
-            for message in classified:
-                mid = message.facts.message_id
-                new = StoredMessage(message.facts, conversation, links.get(mid), message.automatic)
-                if mid in merged.messages:
-                    inserted.append(new)
-                elif new != stored[mid]:
-                    updated.append(new)
-        self.batch.delete_messages(list(merged.replacing.values()))
-        self.batch.insert_messages(inserted)
-        self.batch.update_messages(updated)
-        replaced = self.batch.replace_items(affected, items)
-        self.batch.add_to_histogram(difference(tally(items, self.bounds), tally(replaced, self.bounds)))
-        self._count_items(replaced, items)
-
-    def _count_items(self, old_items: list[Item], new_items: list[Item]) -> None:
-        before = {(i.context, i.inbound_message_id): i.status for i in old_items}
-        for item in new_items:
-            status = before.get((item.context, item.inbound_message_id))
-            if status is None:
-                self.result.items_opened += 1
-            if item.status != "open" and status in (None, "open"):
-                self.result.items_closed += 1
-
-
-def _entry(facts: MessageFacts) -> SubjectEntry:
-    return SubjectEntry(
-        facts.message_id, facts.event_time, normalise_subject(facts.subject), facts.threaded, None, None
-    )
-
-
-def _follows(entry: SubjectEntry, new_times: dict[str, list[datetime]]) -> bool:
-    """Whether a batch message with the entry's subject falls in the window before it."""
-    times = new_times.get(entry.subject_key, [])
-    index = bisect_left(times, entry.event_time - SUBJECT_WINDOW)
-    return index < len(times) and times[index] < entry.event_time
-
-
-def _group_by_ids(copies: list[MessageFacts]) -> list[list[MessageFacts]]:
-    """Copies that share any id are copies of one message."""
-    owner: dict[str, int] = {}
-    parent = list(range(len(copies)))
-
-    def root(index: int) -> int:
-        while parent[index] != index:
-            parent[index] = parent[parent[index]]
-            index = parent[index]
-        return index
-
-    for index, facts in enumerate(copies):
-        for message_id in facts.ids:
-            parent[root(index)] = root(owner.setdefault(message_id, index))
-    groups: dict[int, list[MessageFacts]] = {}
-    for index, facts in enumerate(copies):
-        groups.setdefault(root(index), []).append(facts)
-    return list(groups.values())

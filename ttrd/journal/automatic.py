@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import binascii
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from operator import itemgetter
 
 from ttrd.journal.headers import Headers, decode_words
@@ -185,46 +185,47 @@ def header_reasons(headers: Headers) -> frozenset[str]:
     """Every configuration-independent reason the header block gives for this being automatic mail."""
     present = _WATCHED.intersection(map(_NAME, headers))
     found = {_PRESENCE[name] for name in present if name in _PRESENCE}
-
-    if "auto-submitted" in present:
-        word = _first_word(headers.get("auto-submitted"))
-        if word != "no":
-            found.add("auto-submitted")
-    if "return-path" in present:
-        for path in headers.get_all("return-path"):
-            if _NULL_PATH.match(path):
-                found.add("null-sender")
-                break
-    if "content-type" in present:
-        content_type = headers.get("content-type") or ""
-        if _REPORT.match(content_type):
-            found.add("multipart-report")
-            if _FEEDBACK_TYPE.search(content_type):
-                found.add("feedback-report")
-    if "precedence" in present:
-        word = _first_word(headers.get("precedence"))
-        if word in ("bulk", "junk", "list"):
-            found.add("precedence")
-        elif word in ("auto_reply", "auto-reply", "autoreply"):
-            found.add("x-autoreply")  # BoxTrapper, cPanel
-    for name in present.intersection(_AUTOREPLY_VALUES):
-        if _AUTOREPLY_VALUES[name].match(headers.get(name) or ""):
-            found.add("x-autoreply")
-
+    found.update(_value_reasons(headers, present))
     sender = headers.get("from")
     if sender is not None and ("@" not in sender or "<>" in sender) and _DAEMON_FROM.search(sender):
         found.add("daemon-from")
-
     subject = headers.get("subject")
-    start = _subject_start(subject) if subject else None
-    if start is not None:
-        if _AUTO_SUBJECT.match(start):
-            found.add("auto-subject")
-        if _BOUNCE_SUBJECT.match(start):
-            found.add("bounce-subject")
-        elif _COMPLAINT_SUBJECT.match(start):
-            found.add("feedback-report")
+    found.update(_subject_reasons(subject) if subject else ())
     return frozenset(found)
+
+
+def _value_reasons(headers: Headers, present: frozenset[str]) -> Iterator[str]:
+    """Reasons of the watched headers whose value, not presence, tells."""
+    if "auto-submitted" in present and _first_word(headers.get("auto-submitted")) != "no":
+        yield "auto-submitted"
+    if "return-path" in present and any(_NULL_PATH.match(p) for p in headers.get_all("return-path")):
+        yield "null-sender"
+    content_type = headers.get("content-type") or ""
+    if "content-type" in present and _REPORT.match(content_type):
+        yield "multipart-report"
+        if _FEEDBACK_TYPE.search(content_type):
+            yield "feedback-report"
+    if "precedence" in present:
+        word = _first_word(headers.get("precedence"))
+        if word in ("bulk", "junk", "list"):
+            yield "precedence"
+        elif word in ("auto_reply", "auto-reply", "autoreply"):
+            yield "x-autoreply"  # BoxTrapper, cPanel
+    for name in present.intersection(_AUTOREPLY_VALUES):
+        if _AUTOREPLY_VALUES[name].match(headers.get(name) or ""):
+            yield "x-autoreply"
+
+
+def _subject_reasons(subject: str) -> Iterator[str]:
+    start = _subject_start(subject)
+    if start is None:
+        return
+    if _AUTO_SUBJECT.match(start):
+        yield "auto-subject"
+    if _BOUNCE_SUBJECT.match(start):
+        yield "bounce-subject"
+    elif _COMPLAINT_SUBJECT.match(start):
+        yield "feedback-report"
 
 
 def _subject_start(subject: str) -> str | None:

@@ -138,9 +138,6 @@ def _facts(
     recipients |= to_cc | address_set(headers.get("bcc") or "")
     if delivery.owner and delivery.folder != "sent":
         recipients.add(delivery.owner)
-    automatic = set(header_reasons(headers))
-    if delivery.mail_from == "" and not journaled:
-        automatic.add("null-sender")
     return MessageFacts(
         message_id=message_id,
         ids=frozenset(ids),
@@ -156,11 +153,18 @@ def _facts(
         links=frozenset(_links(headers)) - ids,
         thread_key=thread_key(headers.get("thread-index")),
         list_id=_list_id(headers.get("list-id")),
-        automatic=tuple(sorted(automatic)),
+        automatic=_automatic(headers, delivery, journaled),
         threaded=any(headers.get(name) for name in ("in-reply-to", "references", "thread-index")),
         sent_by=frozenset({delivery.owner}) if delivery.owner and delivery.folder == "sent" else frozenset(),
         copy_key=key,
     )
+
+
+def _automatic(headers: Headers, delivery: Delivery, journaled: bool) -> tuple[str, ...]:
+    reasons = set(header_reasons(headers))
+    if delivery.mail_from == "" and not journaled:  # a journal report's own MAIL FROM says nothing
+        reasons.add("null-sender")
+    return tuple(sorted(reasons))
 
 
 def event_time(headers: Headers, delivery: Delivery) -> datetime:

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import chain
+from typing import TypeVar
+
+Node = TypeVar("Node", str, int)
+"""A node of a link graph: a message id, or a copy's place in its batch."""
 
 SUBJECT_WINDOW = timedelta(days=7)
 
@@ -73,30 +78,39 @@ def subject_link(message: SubjectNode, candidates: Iterable[SubjectNode]) -> str
 
 def components(message_tokens: dict[str, set[str]], subject_links: dict[str, str]) -> list[list[str]]:
     """Connected groups of message ids, linked by shared tokens and by subject links; sorted, stable."""
-    parent = {message_id: message_id for message_id in message_tokens}
+    edges = chain(
+        shared_key_edges(message_tokens),
+        ((message_id, target) for message_id, target in subject_links.items() if target in message_tokens),
+    )
+    return sorted(sorted(group) for group in connected_groups(message_tokens, edges))
 
-    def root(node: str) -> str:
+
+def shared_key_edges(keys_of: Mapping[Node, Iterable[Hashable]]) -> Iterator[tuple[Node, Node]]:
+    """An edge from each node to the first node that holds one of its keys."""
+    holder: dict[Hashable, Node] = {}
+    for node, keys in keys_of.items():
+        for key in keys:
+            yield node, holder.setdefault(key, node)
+
+
+def connected_groups(nodes: Iterable[Node], edges: Iterable[tuple[Node, Node]]) -> list[list[Node]]:
+    """The connected groups of a graph (union-find), each in the order of `nodes`."""
+    parent = {node: node for node in nodes}
+
+    def root(node: Node) -> Node:
         while parent[node] != node:
             parent[node] = parent[parent[node]]
             node = parent[node]
         return node
 
-    def join(a: str, b: str) -> None:
+    for a, b in edges:
         ra, rb = root(a), root(b)
         if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-
-    holder: dict[str, str] = {}
-    for message_id, found in message_tokens.items():
-        for token in found:
-            join(message_id, holder.setdefault(token, message_id))
-    for message_id, target in subject_links.items():
-        if target in parent:
-            join(message_id, target)
-    groups: dict[str, list[str]] = {}
-    for message_id in message_tokens:
-        groups.setdefault(root(message_id), []).append(message_id)
-    return sorted(sorted(group) for group in groups.values())
+            parent[max(ra, rb)] = min(ra, rb)  # the smallest node roots its group: a stable choice
+    groups: dict[Node, list[Node]] = {}
+    for node in parent:
+        groups.setdefault(root(node), []).append(node)
+    return list(groups.values())
 
 
 def conversation_id(message_ids: Sequence[str]) -> str:

@@ -21,14 +21,12 @@ class Sla:
     seconds: float
 
 
-@dataclass(frozen=True, slots=True)
-class Agent:
-    id: str
+class _Addressed:
+    """An agent or a mailbox: reached at its address and at each of its aliases."""
+
+    __slots__ = ()
     address: str
-    aliases: tuple[str, ...] = ()
-    name: str = ""
-    teams: tuple[str, ...] = ()
-    schedule: str | None = None
+    aliases: tuple[str, ...]
 
     @property
     def addresses(self) -> tuple[str, ...]:
@@ -36,7 +34,17 @@ class Agent:
 
 
 @dataclass(frozen=True, slots=True)
-class Mailbox:
+class Agent(_Addressed):
+    id: str
+    address: str
+    aliases: tuple[str, ...] = ()
+    name: str = ""
+    teams: tuple[str, ...] = ()
+    schedule: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Mailbox(_Addressed):
     id: str
     address: str
     kind: MailboxKind
@@ -46,10 +54,6 @@ class Mailbox:
     """Explicit or, for a `list` mailbox, the default derived from its address."""
     sla: tuple[Sla, ...] = ()
     schedule: str | None = None
-
-    @property
-    def addresses(self) -> tuple[str, ...]:
-        return (self.address, *self.aliases)
 
 
 @dataclass(frozen=True, slots=True)

@@ -145,3 +145,17 @@ class StateRow(SQLModel, table=True):
     __table_args__ = _NO_ROWID
     name: str = Field(primary_key=True)
     value: str
+
+
+# The tables, for SQLAlchemy Core statements (sqlmodel types __table__ loosely).
+MESSAGES = MessageRow.__table__  # type: ignore[attr-defined]
+TOKENS = TokenRow.__table__  # type: ignore[attr-defined]
+MESSAGE_IDS = MessageIdRow.__table__  # type: ignore[attr-defined]
+COPIES = CopyRow.__table__  # type: ignore[attr-defined]
+ITEMS = ItemRow.__table__  # type: ignore[attr-defined]
+REJECTS = RejectRow.__table__  # type: ignore[attr-defined]
+COUNTERS = CounterRow.__table__  # type: ignore[attr-defined]
+SCHEMA = SchemaInfo.__table__  # type: ignore[attr-defined]
+SPOOL = SpoolRow.__table__  # type: ignore[attr-defined]
+HISTOGRAM = ReplyHistogramRow.__table__  # type: ignore[attr-defined]
+STATE = StateRow.__table__  # type: ignore[attr-defined]

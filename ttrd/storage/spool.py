@@ -18,11 +18,10 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
-from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import SQLModel
 
-from ttrd.errors import StorageError
-from ttrd.storage.sql import COUNTERS, SPOOL, DriverStatement, connect
+from ttrd.storage.database import DriverStatement, connect, storage_errors
+from ttrd.storage.models import COUNTERS, SPOOL
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +51,8 @@ def spool_url(storage_url: str) -> str:
 class SqlSpool:
     def __init__(self, url: str) -> None:
         self.engine = connect(url, durable=True)
-        try:
-            with self.engine.begin() as connection:
-                SQLModel.metadata.create_all(connection, tables=[SPOOL, COUNTERS])
-        except SQLAlchemyError as error:
-            raise StorageError(f"cannot open the spool: {getattr(error, 'orig', None) or error}") from error
+        with storage_errors("cannot open the spool", self.engine), self.engine.begin() as connection:
+            SQLModel.metadata.create_all(connection, tables=[SPOOL, COUNTERS])
         dialect = self.engine.dialect
         self._insert = DriverStatement(insert(SPOOL), dialect, _COLUMNS)
         where = (COUNTERS.c.name == bindparam("name"), COUNTERS.c.label == bindparam("label"))
@@ -69,11 +65,8 @@ class SqlSpool:
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
-        try:
-            with self.engine.begin() as connection:
-                yield connection
-        except SQLAlchemyError as error:
-            raise StorageError(f"spool write failed: {getattr(error, 'orig', None) or error}") from error
+        with storage_errors("spool write failed", self.engine), self.engine.begin() as connection:
+            yield connection
 
     def append(self, entries: Sequence[SpoolEntry], counts: Mapping[tuple[str, str], int]) -> None:
         """Keep these entries and add to these counters, durably, in one transaction.
@@ -81,26 +74,30 @@ class SqlSpool:
         Straight through the driver: SQLAlchemy's work per call cost more than SQLite's commit.
         Call it from one thread at a time (the Spooler's).
         """
+        with storage_errors("spool write failed", self.engine):
+            try:
+                self._write(entries, counts)
+            except Exception:
+                self._discard_writer()
+                raise
+
+    def _write(self, entries: Sequence[SpoolEntry], counts: Mapping[tuple[str, str], int]) -> None:
         if self._writer is None:
             self._writer = self.engine.raw_connection()
         connection = self._writer
-        try:
-            cursor = connection.cursor()
-            if entries:
-                cursor.executemany(self._insert.sql, self._insert.parameters([_row(e) for e in entries]))
-            for (name, label), value in sorted(counts.items()):
-                if not value:
-                    continue
-                bump = {"name": name, "label": label, "add": value}
-                cursor.execute(self._bump.sql, self._bump.parameters([bump])[0])
-                if cursor.rowcount == 0:
-                    first = {"name": name, "label": label, "value": value}
-                    cursor.execute(self._first.sql, self._first.parameters([first])[0])
-            cursor.close()
-            connection.commit()
-        except self.engine.dialect.dbapi.Error as error:  # type: ignore[union-attr]
-            self._discard_writer()
-            raise StorageError(f"spool write failed: {error}") from error
+        cursor = connection.cursor()
+        if entries:
+            cursor.executemany(self._insert.sql, self._insert.parameters([_row(e) for e in entries]))
+        for (name, label), value in sorted(counts.items()):
+            if not value:
+                continue
+            bump = {"name": name, "label": label, "add": value}
+            cursor.execute(self._bump.sql, self._bump.parameters([bump])[0])
+            if cursor.rowcount == 0:
+                first = {"name": name, "label": label, "value": value}
+                cursor.execute(self._first.sql, self._first.parameters([first])[0])
+        cursor.close()
+        connection.commit()
 
     def _discard_writer(self) -> None:
         with contextlib.suppress(Exception):  # a broken connection may fail to roll back too

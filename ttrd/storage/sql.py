@@ -12,48 +12,38 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import accumulate
-from operator import itemgetter
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    Engine,
-    bindparam,
-    create_engine,
-    delete,
-    event,
-    func,
-    insert,
-    select,
-    update,
-)
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import SQLModel
 
-from ttrd.errors import SchemaError, StorageError
+from ttrd.errors import SchemaError
+from ttrd.replytime.batch import BatchChanges
 from ttrd.replytime.conversations import normalise_subject, tokens
 from ttrd.replytime.histogram import Series, Tally, bounds_key, tally
+from ttrd.replytime.history import CopyRecord, StoredMessage, SubjectEntry
 from ttrd.replytime.items import Item
 from ttrd.storage import models
 from ttrd.storage.codec import dump_facts, load_facts
-from ttrd.storage.port import CopyRecord, MetricsSnapshot, Reject, StoredMessage, SubjectEntry
+from ttrd.storage.database import DriverStatement, connect, safe_url, storage_errors
+from ttrd.storage.models import (
+    COPIES,
+    COUNTERS,
+    HISTOGRAM,
+    ITEMS,
+    MESSAGE_IDS,
+    MESSAGES,
+    REJECTS,
+    SCHEMA,
+    SPOOL,
+    STATE,
+    TOKENS,
+)
+from ttrd.storage.port import MetricsSnapshot, Reject
 
 CHUNK = 500
 """Bound parameters per `IN` list: far below every backend's limit."""
-
-MESSAGES = models.MessageRow.__table__  # type: ignore[attr-defined]
-TOKENS = models.TokenRow.__table__  # type: ignore[attr-defined]
-MESSAGE_IDS = models.MessageIdRow.__table__  # type: ignore[attr-defined]
-COPIES = models.CopyRow.__table__  # type: ignore[attr-defined]
-ITEMS = models.ItemRow.__table__  # type: ignore[attr-defined]
-REJECTS = models.RejectRow.__table__  # type: ignore[attr-defined]
-COUNTERS = models.CounterRow.__table__  # type: ignore[attr-defined]
-SCHEMA = models.SchemaInfo.__table__  # type: ignore[attr-defined]
-SPOOL = models.SpoolRow.__table__  # type: ignore[attr-defined]
-HISTOGRAM = models.ReplyHistogramRow.__table__  # type: ignore[attr-defined]
-STATE = models.StateRow.__table__  # type: ignore[attr-defined]
 
 
 def _ts(moment: datetime | None) -> float | None:
@@ -70,58 +60,14 @@ def _chunks(values: Collection[str]) -> Iterator[list[str]]:
         yield ordered[start : start + CHUNK]
 
 
-def _sqlite_pragmas(durable: bool) -> Any:
-    def apply(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        # FULL syncs the WAL at every commit: the daemon's 250 promises survival of a power cut.
-        cursor.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-        cursor.execute("PRAGMA busy_timeout=10000")
-        if not durable:
-            # A bulk import: index pages stay in memory, and the WAL is copied back into the
-            # database every 64 MB instead of every 4 MB (each copy waits for an fsync). The
-            # daemon keeps SQLite's defaults: small transactions, and memory that stays flat.
-            cursor.execute("PRAGMA cache_size=-65536")
-            cursor.execute("PRAGMA wal_autocheckpoint=16384")
-        cursor.close()
-
-    return apply
-
-
-def connect(url: str, *, durable: bool) -> Engine:
-    """An engine for a database URL; `durable` makes every SQLite commit survive a power cut."""
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        directory = Path(url.removeprefix("sqlite:///")).parent
-        if not directory.is_dir():
-            raise StorageError(f"the directory of the database does not exist: {directory}")
-    engine = create_engine(url)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas(durable))
-    return engine
-
-
 class SqlStore:
     """A Store on one database URL. `durable=True` makes every commit survive a power cut."""
 
     def __init__(self, url: str, *, durable: bool = False) -> None:
         self.url = url
-        try:
-            self.engine: Engine = connect(url, durable=durable)
+        self.engine: Engine = connect(url, durable=durable)
+        with storage_errors(f"cannot open the database {safe_url(url)}", self.engine):
             self._check_schema()
-        except SQLAlchemyError as error:
-            raise StorageError(
-                f"cannot open the database {self._safe_url()}: {error.__class__.__name__}: "
-                f"{getattr(error, 'orig', None) or error}"
-            ) from error
-
-    def _safe_url(self) -> str:
-        """The URL without its password, for messages."""
-        from sqlalchemy.engine import make_url
-
-        try:
-            return make_url(self.url).render_as_string(hide_password=True)
-        except SQLAlchemyError:
-            return "(unparsable URL)"
 
     def _check_schema(self) -> None:
         with self.engine.begin() as connection:
@@ -134,24 +80,18 @@ class SqlStore:
                 connection.execute(insert(SCHEMA).values(id=1, version=models.SCHEMA_VERSION))
             elif version > models.SCHEMA_VERSION:
                 raise SchemaError(
-                    f"the database {self._safe_url()} has schema version {version}, newer than this "
+                    f"the database {safe_url(self.url)} has schema version {version}, newer than this "
                     f"ttrd understands ({models.SCHEMA_VERSION}); upgrade ttrd"
                 )
 
     @contextmanager
     def batch(self) -> Iterator[SqlBatch]:
-        try:
-            with self.engine.begin() as connection:
-                yield SqlBatch(connection)
-        except SQLAlchemyError as error:
-            raise StorageError(f"database write failed: {getattr(error, 'orig', None) or error}") from error
+        with storage_errors("database write failed", self.engine), self.engine.begin() as connection:
+            yield SqlBatch(connection)
 
     def _read(self, statement: Any) -> list[Any]:
-        try:
-            with self.engine.connect() as connection:
-                return list(connection.execute(statement))
-        except SQLAlchemyError as error:
-            raise StorageError(f"database read failed: {getattr(error, 'orig', None) or error}") from error
+        with storage_errors("database read failed", self.engine), self.engine.connect() as connection:
+            return list(connection.execute(statement))
 
     def items(self, since: datetime | None = None, until: datetime | None = None) -> Iterator[Item]:
         conditions: list[ColumnElement[bool]] = []
@@ -169,23 +109,26 @@ class SqlStore:
     def counters(self) -> dict[tuple[str, str], int]:
         return {(name, label): value for name, label, value in self._read(select(COUNTERS))}
 
+    def rejects(self) -> list[Reject]:
+        return [
+            Reject(row.source, datetime.fromtimestamp(row.received_ts, UTC), row.origin, row.problem, row.raw)
+            for row in self._read(select(REJECTS).order_by(REJECTS.c.id))
+        ]
+
     def close(self) -> None:
         self.engine.dispose()
 
     # --- reads for metrics ---
 
     def metrics_snapshot(self, bounds: Sequence[float]) -> MetricsSnapshot:
-        try:
-            with self._snapshot() as connection:
-                stored = _stored_histograms(connection, bounds)
-                return MetricsSnapshot(
-                    histograms=stored if stored is not None else self._reply_histograms(connection, bounds),
-                    item_counts=self._item_counts(connection),
-                    unreplied=_unreplied(connection),
-                    excluded=self._excluded(connection),
-                )
-        except SQLAlchemyError as error:
-            raise StorageError(f"database read failed: {getattr(error, 'orig', None) or error}") from error
+        with storage_errors("database read failed", self.engine), self._snapshot() as connection:
+            stored = _stored_histograms(connection, bounds)
+            return MetricsSnapshot(
+                histograms=stored if stored is not None else self._reply_histograms(connection, bounds),
+                item_counts=self._item_counts(connection),
+                unreplied=_unreplied(connection),
+                excluded=self._excluded(connection),
+            )
 
     @contextmanager
     def _snapshot(self) -> Iterator[Connection]:
@@ -331,7 +274,7 @@ class SqlBatch:
             )
         return found
 
-    def add_copies(self, copies: Sequence[CopyRecord]) -> None:
+    def _add_copies(self, copies: Sequence[CopyRecord]) -> None:
         self._insert(
             COPIES,
             [
@@ -420,7 +363,8 @@ class SqlBatch:
     def messages_in(self, conversations: Collection[str]) -> list[StoredMessage]:
         return self._messages_where(MESSAGES.c.conversation, conversations)
 
-    def delete_messages(self, messages: Sequence[StoredMessage]) -> None:
+    def _delete_messages(self, messages: Sequence[StoredMessage]) -> None:
+        """Remove these messages' rows, with the tokens and ids that found them."""
         # Link rows are found from the facts, so the link tables need no index by message id.
         for message in messages:
             facts = message.facts
@@ -431,7 +375,7 @@ class SqlBatch:
             )
             self.connection.execute(delete(MESSAGE_IDS).where(MESSAGE_IDS.c.alias.in_(sorted(facts.ids))))
 
-    def insert_messages(self, messages: Sequence[StoredMessage]) -> None:
+    def _insert_messages(self, messages: Sequence[StoredMessage]) -> None:
         if not messages:
             return
         self._insert(MESSAGES, [_message_row(message) for message in messages])
@@ -448,7 +392,7 @@ class SqlBatch:
             [{"alias": alias, "message_id": m.facts.message_id} for m in messages for alias in m.facts.ids],
         )
 
-    def update_messages(self, messages: Sequence[StoredMessage]) -> None:
+    def _update_messages(self, messages: Sequence[StoredMessage]) -> None:
         if not messages:
             return
         statement = (
@@ -473,18 +417,35 @@ class SqlBatch:
             ],
         )
 
-    def replace_items(self, conversations: Collection[str], items: Sequence[Item]) -> list[Item]:
-        replaced: list[Item] = []
+    def items_in(self, conversations: Collection[str]) -> list[Item]:
+        found: list[Item] = []
         for chunk in _chunks(conversations):
-            where = ITEMS.c.conversation.in_(chunk)
-            replaced.extend(_item(row) for row in self._rows(select(ITEMS).where(where)))
-            self.connection.execute(delete(ITEMS).where(where))
-        if items:
-            self._insert(ITEMS, [_item_row(item) for item in items])
-        return replaced
+            found.extend(
+                _item(row) for row in self._rows(select(ITEMS).where(ITEMS.c.conversation.in_(chunk)))
+            )
+        return found
+
+    def apply(self, changes: BatchChanges) -> None:
+        self._add_copies(changes.copies)
+        self._delete_messages(changes.deleted)
+        self._insert_messages(changes.inserted)
+        self._update_messages(changes.updated)
+        for chunk in _chunks(changes.conversations):
+            self.connection.execute(delete(ITEMS).where(ITEMS.c.conversation.in_(chunk)))
+        self._insert(ITEMS, [_item_row(item) for item in changes.items])
+        self._add_to_histogram(changes.histogram)
 
     def add_to_counters(self, counts: Mapping[tuple[str, str], int]) -> None:
-        add_counts(self.connection, counts)
+        for (name, label), value in sorted(counts.items()):
+            if not value:
+                continue
+            updated = self.connection.execute(
+                update(COUNTERS)
+                .where(COUNTERS.c.name == name, COUNTERS.c.label == label)
+                .values(value=COUNTERS.c.value + value)
+            )
+            if updated.rowcount == 0:
+                self.connection.execute(insert(COUNTERS).values(name=name, label=label, value=value))
 
     def histogram_bounds(self) -> str | None:
         return _histogram_bounds(self.connection)
@@ -494,11 +455,11 @@ class SqlBatch:
             _item(row) for row in self.connection.execute(select(ITEMS).where(ITEMS.c.status == "replied"))
         )
         self.connection.execute(delete(HISTOGRAM))
-        self.add_to_histogram(tally(replied, bounds))
+        self._add_to_histogram(tally(replied, bounds))
         self.connection.execute(delete(STATE).where(STATE.c.name == _BOUNDS))
         self.connection.execute(insert(STATE).values(name=_BOUNDS, value=bounds_key(bounds)))
 
-    def add_to_histogram(self, changes: Mapping[Series, Tally]) -> None:
+    def _add_to_histogram(self, changes: Mapping[Series, Tally]) -> None:
         for (context, agent, first, clock), change in sorted(changes.items(), key=_series_order):
             key = (
                 HISTOGRAM.c.context == context,
@@ -519,42 +480,6 @@ class SqlBatch:
                         buckets=json.dumps(total.buckets), sum_micros=total.sum_micros,
                     )
                 )  # fmt: skip
-
-
-class DriverStatement:
-    """A statement compiled by SQLAlchemy for a dialect, to run through the driver's own cursor.
-
-    For the hot paths (bulk inserts, the SMTP spool's commits) where SQLAlchemy's per-row and
-    per-call work costs more than the database; the driver's parameter style is the dialect's.
-    """
-
-    def __init__(self, statement: Any, dialect: Any, keys: Sequence[str]) -> None:
-        compiled = statement.compile(dialect=dialect, column_keys=list(keys))
-        self.sql = str(compiled)
-        self._names: Sequence[str] | None = compiled.positiontup
-        self._pick = itemgetter(*self._names) if self._names and len(self._names) > 1 else None
-
-    def parameters(self, rows: Sequence[Mapping[str, Any]]) -> Sequence[Any]:
-        """Rows of named values in the form the driver takes (tuples for positional styles)."""
-        if self._names is None:
-            return rows
-        if self._pick is not None:
-            return [self._pick(row) for row in rows]
-        return [tuple(row[name] for name in self._names) for row in rows]
-
-
-def add_counts(connection: Connection, counts: Mapping[tuple[str, str], int]) -> None:
-    """Add to persistent counters, keyed by (name, label)."""
-    for (name, label), value in sorted(counts.items()):
-        if not value:
-            continue
-        updated = connection.execute(
-            update(COUNTERS)
-            .where(COUNTERS.c.name == name, COUNTERS.c.label == label)
-            .values(value=COUNTERS.c.value + value)
-        )
-        if updated.rowcount == 0:
-            connection.execute(insert(COUNTERS).values(name=name, label=label, value=value))
 
 
 def _token_key(token: str) -> int:
