@@ -141,12 +141,16 @@ def test_garbage_a_vanishing_client_idle_crowds_and_a_slow_client_do_not_stop_ot
         try:
             for connection in idle:
                 assert connection.recv(100).startswith(b"220 ")
-            slow = threading.Thread(target=_send_slowly, args=(ttrd.smtp_port, message(2)))
+            midway, resume = threading.Event(), threading.Event()
+            slow = threading.Thread(target=_send_slowly, args=(ttrd.smtp_port, message(2), midway, resume))
             slow.start()
-            started = time.monotonic()
-            send(ttrd, message(1))
-            assert time.monotonic() - started < 10, "a fast client waited for the slow one"
+            assert midway.wait(60), "the slow client never got half-way through its DATA"
+            try:
+                send(ttrd, message(1))  # a server that waited for the slow client would never answer
+            finally:
+                resume.set()
             slow.join(60)
+            assert not slow.is_alive()
         finally:
             for connection in idle:
                 connection.close()
@@ -155,7 +159,8 @@ def test_garbage_a_vanishing_client_idle_crowds_and_a_slow_client_do_not_stop_ot
         assert ttrd.rss_mb() < 250, f"{ttrd.rss_mb():.0f} MB after the abuse"
 
 
-def _send_slowly(port: int, raw: bytes) -> None:
+def _send_slowly(port: int, raw: bytes, midway: threading.Event, resume: threading.Event) -> None:
+    """Trickle `raw` line by line; half-way through DATA, set `midway` and hold until `resume` is set."""
     with socket.create_connection(("127.0.0.1", port), timeout=60) as slow:
         reader = slow.makefile("rb")
         reader.readline()
@@ -163,7 +168,11 @@ def _send_slowly(port: int, raw: bytes) -> None:
         for line in script.splitlines(keepends=True):
             slow.sendall(line)
             assert reader.readline()[:1] in (b"2", b"3")
-        for line in (raw + b".\r\n").splitlines(keepends=True):
+        lines = (raw + b".\r\n").splitlines(keepends=True)
+        for number, line in enumerate(lines):
+            if number == len(lines) // 2:
+                midway.set()
+                resume.wait(60)
             slow.sendall(line)
             time.sleep(0.05)
         assert reader.readline().startswith(b"250 ")

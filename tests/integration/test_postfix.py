@@ -12,6 +12,7 @@ import smtplib
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -85,14 +86,19 @@ def test_postfix_journal_copies_are_measured(postfix: tuple[Path, int]) -> None:
     (folder / "ttrd").mkdir()
     with running(folder / "ttrd") as ttrd:
         conf = start_postfix(folder / "postfix", port, ttrd.smtp_port)
+        before = datetime.now(UTC).replace(microsecond=0)  # Received: fields give whole seconds
         try:
             exchange(port)
             wait_for(lambda: _replied(ttrd), timeout=60)
         finally:
             subprocess.run(["postfix", "-c", str(conf), "stop"], capture_output=True, check=False)
+        after = datetime.now(UTC)
         [item] = ttrd.replies()
         assert item["mailbox"] == "support" and item["agent"] == "alice"
-        assert 0 <= float(str(item["calendar_seconds"])) < 60
+        opened, replied = (datetime.fromisoformat(str(item[key])) for key in ("opened_at", "replied_at"))
+        assert before <= opened <= replied <= after
+        calendar = (replied - opened).total_seconds()
+        assert float(str(item["calendar_seconds"])) == pytest.approx(calendar, abs=1e-3)
         assert metric(ttrd.metrics(), "ttrd_reply_seconds_count", clock="calendar") == 1
         log = (folder / "postfix" / "maillog").read_text()
         assert "journal+support=example.com@ttrd.invalid" in log and "status=sent (250 2.0.0 Stored)" in log
