@@ -48,3 +48,11 @@ def test_common_paths() -> None:
         assert sink._getaddr('<"a b"@x.org>') == ('"a b"@x.org', "")
     finally:
         loop.close()
+
+
+def test_help_lists_data_as_aiosmtpd_does() -> None:
+    from aiosmtpd.smtp import SMTP
+
+    from ttrd.smtp.server import SinkSession
+
+    assert SinkSession.smtp_DATA.__smtp_syntax__ == SMTP.smtp_DATA.__smtp_syntax__  # type: ignore[attr-defined]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AnyStr
 
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, syntax
 
 from ttrd.config import SmtpSettings
 from ttrd.errors import ConfigError, cannot_listen
@@ -101,6 +101,7 @@ class SinkSession(SMTP):
             return None, None
         return address, rest.lstrip()
 
+    @syntax("DATA")  # as aiosmtpd's own smtp_DATA: HELP lists it
     async def smtp_DATA(self, arg: str) -> None:
         """DATA read in chunks (ttrd.smtp.data), not one awaited line at a time; otherwise aiosmtpd's."""
         if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
