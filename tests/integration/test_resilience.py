@@ -205,10 +205,11 @@ def test_a_spool_that_cannot_be_written_while_stopping_ends_in_an_error_exit_in_
             started = time.monotonic()
             assert ttrd_.process is not None
             ttrd_.process.send_signal(signal.SIGTERM)
-            code = ttrd_.process.wait(30)
+            code = ttrd_.process.wait(60)  # a hang guard; the figure is printed, not asserted
             print(f"unwritable spool: exit {code} {time.monotonic() - started:.1f} s after SIGTERM")
-            assert code != 0 and time.monotonic() - started < 10
-            assert "the spool could not be written" in ttrd_.log.read_text()
+            assert code != 0
+            # It gave up at its deadline (no busy loop until systemd's SIGKILL), and said so.
+            assert "the spool could not be written for 5 s while stopping" in ttrd_.log.read_text()
         finally:
             ttrd_.close()
 
@@ -236,9 +237,11 @@ def test_a_second_sigterm_stops_at_once_and_the_spool_keeps_what_was_accepted(tm
             time.sleep(0.5)
             assert ttrd_.process.poll() is None
             ttrd_.process.send_signal(signal.SIGTERM)
-            assert ttrd_.process.wait(30) == 0
+            assert ttrd_.process.wait(60) == 0  # a hang guard; the figure is printed, not asserted
             print(f"second SIGTERM: stopped {time.monotonic() - started:.1f} s after the first")
-            assert time.monotonic() - started < 5
+            log = ttrd_.log.read_text()
+            # The drain did not wait for the session in DATA: it was cut short.
+            assert "draining SMTP sessions: forced" in log and "mid-message at shutdown" in log
         ttrd_.start()
         wait_for(lambda: {item["inbound_message_id"] for item in ttrd_.replies()} == {"m1@test"})
         assert ttrd_.stop() == 0

@@ -162,7 +162,10 @@ _BOUNCE_SUBJECT = re.compile(
 )
 
 # Hotmail / MSN's old complaint reports (before they moved to ARF) carry no report content type.
-_COMPLAINT_SUBJECT = re.compile(r"complaint about message from ")
+# They name the sending IP address; a person complaining about a message names someone.
+_COMPLAINT_SUBJECT = re.compile(
+    r"complaint about message from (?:(?:\d{1,3}\.){3}\d{1,3}\b|[0-9a-f]*:[0-9a-f:]+)"  # IPv4, IPv6
+)
 
 # Lower-case starts of every subject pattern above ("no" stands for "non remis", "no se puede…").
 _STEMS: tuple[str, ...] = (
