@@ -69,3 +69,23 @@ def test_the_clock_rule_sees_what_a_text_search_misses() -> None:
     }
     assert calls & CLOCK_CALLS == {"time_ns", "today"}
     assert forbidden("time", FORBIDDEN) and forbidden("ttrd.storage.sql", FORBIDDEN)
+
+
+ADAPTER_RULES = {
+    # adapter: the adapters it must not import (each reads storage through the port, not the pipeline)
+    "metrics": {"ingest", "smtp", "daemon", "cli"},
+    "storage": {"ingest", "metrics", "smtp", "daemon", "cli", "views"},
+    "smtp": {"ingest", "metrics", "daemon", "cli"},
+    "ingest": {"metrics", "smtp", "daemon", "cli"},
+    "config": {"storage", "ingest", "metrics", "smtp", "daemon", "cli"},
+}
+
+
+@pytest.mark.parametrize("adapter", sorted(ADAPTER_RULES))
+def test_adapters_do_not_reach_into_each_other(adapter: str) -> None:
+    rules = {f"ttrd.{other}" for other in ADAPTER_RULES[adapter]}
+    folder = ROOT / "ttrd" / adapter
+    for path in sorted(folder.glob("*.py")):
+        bad = {name for name in imported(ast.parse(path.read_text())) if forbidden(name, rules)}
+        assert not bad, f"{adapter}/{path.name} imports {sorted(bad)}"
+
