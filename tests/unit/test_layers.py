@@ -88,4 +88,3 @@ def test_adapters_do_not_reach_into_each_other(adapter: str) -> None:
     for path in sorted(folder.glob("*.py")):
         bad = {name for name in imported(ast.parse(path.read_text())) if forbidden(name, rules)}
         assert not bad, f"{adapter}/{path.name} imports {sorted(bad)}"
-
