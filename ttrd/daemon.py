@@ -1,20 +1,22 @@
 """`ttrd run`: the composition root. Builds the adapters around the core and runs them on one loop.
 
 Start order: storage (schema checked) → spool → metrics endpoint → spool writer → SMTP listener →
-ingest worker process → READY=1. Anything that fails on the way (a port taken, a database that does
-not open) undoes what was started, silently, and surfaces as one TtrdError: one line, exit 1.
+IMAP pollers → ingest worker process → READY=1. Anything that fails on the way (a port taken, a
+database that does not open) undoes what was started, silently, and surfaces as one TtrdError: one
+line, exit 1.
 
-Stop order (SIGTERM/SIGINT): STOPPING=1 → the SMTP listener closes and sessions finish the message
-they are sending → the spool commits what is queued → metrics stop → the worker ingests what is
-spooled → storage closes. Every step has a deadline (STOP_STEPS), and their sum is below the unit's
-TimeoutStopSec; a second signal cuts every step short (as uvicorn's force exit does) — nothing that
-got a 250 is lost by that, the spool is on disk. The exit status is 0, or 1 when the spool could not
-be written at the end (the counters of the last moments are lost; mail is not).
+Stop order (SIGTERM/SIGINT): STOPPING=1 → the IMAP pollers log out → the SMTP listener closes and
+sessions finish the message they are sending → the spool commits what is queued → metrics stop →
+the worker ingests what is spooled → storage closes. Every step has a deadline (STOP_SECONDS is
+their sum, below the unit's TimeoutStopSec); a second signal cuts every step short (as uvicorn's
+force exit does) — nothing that got a 250 is lost by that, the spool is on disk. The exit status is
+0, or 1 when the spool could not be written at the end (the counters of the last moments are lost;
+mail is not).
 
-The event loop (uvloop, through a loop factory as uvicorn does) runs the SMTP sessions, the group
-commit and the metrics endpoint. Parsing and replaying mail is CPU work that would compete with the
-sessions for the interpreter, so it runs in one child process (ttrd.ingest.worker) that reads the
-spool; the daemon supervises it.
+The event loop (uvloop, through a loop factory as uvicorn does) runs the SMTP sessions, the IMAP
+pollers, the group commit and the metrics endpoint. Parsing and replaying mail is CPU work that
+would compete with the sessions for the interpreter, so it runs in one child process
+(ttrd.ingest.worker) that reads the spool; the daemon supervises it.
 """
 
 from __future__ import annotations
@@ -35,13 +37,14 @@ from prometheus_client import CollectorRegistry
 from ttrd import systemd
 from ttrd.config import Settings
 from ttrd.errors import ServiceError
+from ttrd.imap.poller import AccountPoller
+from ttrd.ingest.spooler import Spooler
 from ttrd.ingest.worker import run_worker
 from ttrd.metrics.collector import TtrdCollector
 from ttrd.metrics.http import start_metrics_server
 from ttrd.smtp.handler import JournalHandler
 from ttrd.smtp.server import start_smtp_server
-from ttrd.smtp.spooler import Spooler
-from ttrd.storage.spool import SqlSpool, spool_url
+from ttrd.storage.spool import FolderState, SqlSpool, spool_url
 from ttrd.storage.sql import SqlStore
 
 log = logging.getLogger(__name__)
@@ -53,7 +56,11 @@ SPOOL_CLOSE_SECONDS = 5.0
 METRICS_CLOSE_SECONDS = 2.0
 WORKER_STOP_SECONDS = 25.0
 """How long the worker may take to ingest what is spooled when the daemon stops."""
-STOP_SECONDS = DRAIN_SECONDS + SPOOL_CLOSE_SECONDS + METRICS_CLOSE_SECONDS + WORKER_STOP_SECONDS
+IMAP_STOP_SECONDS = 3.0
+"""How long the IMAP pollers may take to log out when the daemon stops."""
+STOP_SECONDS = (
+    IMAP_STOP_SECONDS + DRAIN_SECONDS + SPOOL_CLOSE_SECONDS + METRICS_CLOSE_SECONDS + WORKER_STOP_SECONDS
+)
 """The longest a stop can take: below systemd/ttrd.service's TimeoutStopSec."""
 DEFAULT_WATCHDOG_SECONDS = 10.0
 _POLL_SECONDS = 0.05
@@ -134,10 +141,13 @@ class Daemon:
                 self._step, "stopping the ingest worker", worker.stop, WORKER_STOP_SECONDS
             )
             spooler = Spooler(spool)
+            pollers: list[AccountPoller] = []
             registry = CollectorRegistry()
-            registry.register(
-                TtrdCollector(store, settings.directory, self.clock, extra_counters=spooler.counters)
-            )
+            collector = TtrdCollector(
+                store, settings.directory, self.clock, extra_counters=spooler.counters,
+                imap_accounts=lambda: {poller.account.id: poller.status for poller in pollers},
+            )  # fmt: skip
+            registry.register(collector)
             metrics = await start_metrics_server(
                 settings.metrics.listen.host, settings.metrics.listen.port, registry
             )
@@ -151,8 +161,25 @@ class Daemon:
             stack.push_async_callback(
                 self._step, "draining SMTP sessions", lambda: smtp.drain(DRAIN_SECONDS), None
             )
+            pollers.extend(self._pollers(spooler, spool.folders()))
+            stack.push_async_callback(
+                self._step, "stopping IMAP pollers", _stopper(_start(pollers)), IMAP_STOP_SECONDS
+            )
             worker.start()
             await self._run(spooler, worker)
+
+    def _pollers(self, spooler: Spooler, folders: list[FolderState]) -> list[AccountPoller]:
+        directory = self.settings.directory
+        return [
+            AccountPoller(
+                account,
+                directory.contexts[account.owner].addresses[0],
+                spooler,
+                {state.folder: state for state in folders if state.account == account.id},
+                self.clock,
+            )
+            for account in self.settings.imap_accounts
+        ]
 
     async def _run(self, spooler: Spooler, worker: Worker) -> None:
         settings = self.settings
@@ -198,6 +225,20 @@ class Daemon:
                 continue
             if worker.ensure_running():
                 systemd.watchdog()
+
+
+def _start(pollers: list[AccountPoller]) -> list[asyncio.Task[None]]:
+    loop = asyncio.get_running_loop()
+    return [loop.create_task(poller.run(), name=f"ttrd-imap-{poller.account.id}") for poller in pollers]
+
+
+def _stopper(tasks: list[asyncio.Task[None]]) -> Callable[[], Awaitable[None]]:
+    async def stop() -> None:
+        for task in tasks:
+            task.cancel()  # each logs out (briefly) on its way out
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    return stop
 
 
 def _closer(server: asyncio.Server) -> Callable[[], Awaitable[None]]:

@@ -294,5 +294,7 @@ def _describe_imap(accounts: Sequence[ImapAccount]) -> list[str]:
             ("folders", _listed(account.folders)),
             ("poll", f"every {account.poll_seconds:g} s without IDLE"),
         ]
+        if account.tls_ca_file is not None:
+            rows.insert(1, ("tls ca file", str(account.tls_ca_file)))
         lines.extend(_aligned(rows, indent="    "))
     return lines

@@ -516,7 +516,10 @@ SMTP_KEYS = (
     "allow_networks auth_file journal_addresses listen max_message_bytes max_sessions require_starttls "
     "tls_certificate tls_key"
 )
-IMAP_ACCOUNT_KEYS = "folders host id oauth2_token_file owner password_file poll_seconds port tls username"
+IMAP_ACCOUNT_KEYS = (
+    "folders host id oauth2_token_file owner password_file poll_seconds port timeout_seconds tls tls_ca_file "
+    "username"
+)
 ALLOWED_KEYS = [  # where a stray key is written, the key named, the keys allowed there
     ("", "zzz", "agents imap mailboxes metrics organization schedules smtp storage"),
     (MINIMAL, "organization.zzz", "domains list_addresses window_days"),

@@ -342,3 +342,38 @@ def test_histogram_counts_match_a_recount_of_the_items(store: MemoryStore) -> No
         labels = dict(key)
         counted[(labels["mailbox"], labels["clock"], labels["le"])] += int(number)
     assert +counted == expected
+
+
+def test_imap_accounts_of_this_node_with_their_polls_and_messages(store: MemoryStore) -> None:
+    from dataclasses import dataclass
+
+    @dataclass
+    class Health:
+        up: bool
+        last_success: datetime | None
+
+    counters = {
+        ("imap_polls", "alice-imap/ok"): 3,
+        ("imap_polls", "alice-imap/auth"): 1,
+        ("imap_messages", "alice-imap"): 7,
+    }
+    accounts = {"alice-imap": Health(True, at(13, 9)), "bob-imap": Health(False, None)}
+    registry = CollectorRegistry()
+    registry.register(
+        TtrdCollector(
+            store, DIRECTORY, lambda: NOW, extra_counters=lambda: counters, imap_accounts=lambda: accounts
+        )
+    )
+    found = samples(generate_latest(registry))
+    assert series(found, "ttrd_imap_up") == {
+        frozenset({("account", "alice-imap")}): 1.0,
+        frozenset({("account", "bob-imap")}): 0.0,
+    }
+    assert series(found, "ttrd_imap_last_success_timestamp_seconds") == {
+        frozenset({("account", "alice-imap")}): at(13, 9).timestamp()
+    }
+    assert value(found, "ttrd_imap_polls_total", account="alice-imap", result="ok") == 3
+    assert value(found, "ttrd_imap_polls_total", account="alice-imap", result="auth") == 1
+    assert value(found, "ttrd_imap_polls_total", account="bob-imap", result="ok") == 0
+    assert value(found, "ttrd_imap_messages_total", account="alice-imap") == 7
+    assert value(found, "ttrd_imap_messages_total", account="bob-imap") == 0

@@ -63,6 +63,7 @@ UNKNOWN_AGENT = "unknown"
 
 TlsMode = Literal["implicit", "starttls", "none"]
 DEFAULT_IMAP_FOLDERS = ("INBOX", "\\Sent")
+DEFAULT_IMAP_TIMEOUT_SECONDS = 60.0
 """The INBOX, and the folder with the SPECIAL-USE flag \\Sent."""
 DEFAULT_POLL_SECONDS = 60.0
 """How often to poll a server that has no IDLE."""
@@ -112,6 +113,10 @@ class ImapAccount:
     oauth2_token_file: Path | None
     folders: tuple[str, ...] = DEFAULT_IMAP_FOLDERS
     poll_seconds: float = DEFAULT_POLL_SECONDS
+    tls_ca_file: Path | None = None
+    """Certificates to trust instead of the system's (a private CA); resolved like the secrets."""
+    timeout_seconds: float = DEFAULT_IMAP_TIMEOUT_SECONDS
+    """The longest one IMAP command may take before the session counts as hung and is replaced."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,6 +333,8 @@ class _Builder:
             oauth2_token_file=token_file,
             folders=table.optional("folders", list_of(STRING, non_empty=True), DEFAULT_IMAP_FOLDERS),
             poll_seconds=table.optional("poll_seconds", SECONDS, DEFAULT_POLL_SECONDS),
+            tls_ca_file=self._relative(table.optional("tls_ca_file", FILE, None)),
+            timeout_seconds=table.optional("timeout_seconds", SECONDS, DEFAULT_IMAP_TIMEOUT_SECONDS),
         )
 
     def _owner(self, table: Table) -> str:

@@ -21,7 +21,6 @@ from ttrd import systemd
 from ttrd.config import Settings
 from ttrd.errors import StorageError
 from ttrd.ingest.pipeline import Copy, Pipeline
-from ttrd.journal.facts import Delivery
 from ttrd.logs import configure_logging
 from ttrd.storage.spool import Spooled, SqlSpool, spool_url
 from ttrd.storage.sql import SqlStore
@@ -101,19 +100,7 @@ def _take(spool: SqlSpool) -> list[Spooled] | None:
 
 
 def _ingest(pipeline: Pipeline, spool: SqlSpool, taken: list[Spooled]) -> bool:
-    copies = [
-        Copy(
-            item.entry.data,
-            Delivery(
-                "smtp",
-                item.entry.received_at,
-                mail_from=item.entry.mail_from,
-                rcpt_to=frozenset(item.entry.rcpt_to),
-                origin=f"smtp from {item.entry.peer}",
-            ),
-        )
-        for item in taken
-    ]
+    copies = [Copy(item.entry.data, item.entry.delivery) for item in taken]
     try:
         pipeline.ingest(copies)
         spool.remove([item.id for item in taken])

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
@@ -68,6 +69,16 @@ def _no_counters() -> Counts:
     return {}
 
 
+class AccountHealth(Protocol):
+    """What the daemon knows of one IMAP account (ttrd.imap.poller.AccountStatus)."""
+
+    @property
+    def up(self) -> bool: ...
+
+    @property
+    def last_success(self) -> datetime | None: ...
+
+
 @dataclass(frozen=True)
 class _Generation:
     """What the collector derived from one state of the items (one value of the generation counter)."""
@@ -92,8 +103,10 @@ class TtrdCollector:
         directory: Directory,
         clock: Callable[[], datetime],
         extra_counters: Callable[[], Counts] = _no_counters,
+        imap_accounts: Callable[[], Mapping[str, AccountHealth]] = dict,
     ) -> None:
         self._store = store
+        self._imap_accounts = imap_accounts
         self._directory = directory
         self._clock = clock
         self._extra_counters = extra_counters
@@ -126,6 +139,7 @@ class TtrdCollector:
         yield generation.excluded
         totals.update(self._extra_counters())
         yield from _ingest_counters(totals)
+        yield from _imap(self._imap_accounts(), totals)
 
     def _current(self, number: int) -> _Generation:
         if self._generation is None or self._generation.number != number:
@@ -283,3 +297,38 @@ def _ingest_counters(totals: Counts) -> Iterator[Metric]:
             if counter == name:
                 family.add_metric([value], count)
         yield family
+
+
+def _imap(accounts: Mapping[str, AccountHealth], totals: Counts) -> Iterator[Metric]:
+    """The IMAP accounts of this node: every configured one, with zeros until it is first polled."""
+    if not accounts:
+        return
+    up = GaugeMetricFamily(
+        "ttrd_imap_up",
+        "1 while the account's last IMAP session works, 0 after a failure.",
+        labels=("account",),
+    )
+    success = GaugeMetricFamily(
+        "ttrd_imap_last_success_timestamp_seconds",
+        "When the account's folders were last all read to their end (Unix time).",
+        labels=("account",),
+    )
+    polls = CounterMetricFamily(
+        "ttrd_imap_polls",
+        "IMAP polls by result: ok, or the kind of failure (auth, tls, network, timeout, protocol, "
+        "throttled, storage, error).",
+        labels=("account", "result"),
+    )
+    fetched = CounterMetricFamily(
+        "ttrd_imap_messages", "Message copies fetched over IMAP and spooled, by account.", labels=("account",)
+    )
+    for account, health in sorted(accounts.items()):
+        up.add_metric([account], int(health.up))
+        if health.last_success is not None:
+            success.add_metric([account], health.last_success.timestamp())
+        fetched.add_metric([account], totals.get(("imap_messages", account), 0))
+        results = {label.partition("/")[2]: n for (name, label), n in totals.items()
+                   if name == "imap_polls" and label.partition("/")[0] == account}  # fmt: skip
+        for result, count in sorted({"ok": 0, **results}.items()):
+            polls.add_metric([account, result], count)
+    yield from (up, success, polls, fetched)

@@ -16,8 +16,9 @@ from datetime import datetime
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from ttrd.errors import StorageError
+from ttrd.ingest.spooler import Spooler
+from ttrd.journal.facts import Delivery
 from ttrd.journal.parse import UNPARSED_KEPT_BYTES, reduce_message
-from ttrd.smtp.spooler import Spooler
 from ttrd.storage.spool import SpoolEntry
 
 log = logging.getLogger(__name__)
@@ -74,13 +75,14 @@ class JournalHandler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer or "")
-        entry = SpoolEntry(
-            received_at=self.clock(),
+        delivery = Delivery(
+            "smtp",
+            self.clock(),
             mail_from=(envelope.mail_from or "").strip("<>"),
-            rcpt_to=envelope_recipients(envelope.rcpt_tos, self.journal_addresses),
-            peer=str(peer),
-            data=_reduced(bytes(raw)),
+            rcpt_to=frozenset(envelope_recipients(envelope.rcpt_tos, self.journal_addresses)),
+            origin=f"smtp from {peer}",
         )
+        entry = SpoolEntry(delivery, _reduced(bytes(raw)))
         try:
             await self.spooler.put(entry)
         except StorageError:

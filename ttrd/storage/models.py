@@ -107,10 +107,11 @@ class CounterRow(SQLModel, table=True):
 
 
 class SpoolRow(SQLModel, table=True):
-    """A message the SMTP sink has taken (reduced to what ttrd keeps) and not yet ingested.
+    """A copy the daemon has taken (reduced to what ttrd keeps) and not yet ingested, with its delivery.
 
-    Written before the 250 is sent and removed once the pipeline has stored the message, so a crash
-    in between loses nothing: ingesting a copy twice changes nothing.
+    Written before the SMTP sink's 250 (or before an IMAP folder's last seen UID moves past it) and
+    removed once the pipeline has stored the message, so a crash in between loses nothing: ingesting
+    a copy twice changes nothing.
     """
 
     __tablename__ = "spool"
@@ -120,7 +121,28 @@ class SpoolRow(SQLModel, table=True):
     rcpt_to: str = Field(sa_column=Column(Text, nullable=False))
     """JSON list of envelope recipients, journal addresses already removed or decoded."""
     peer: str = ""
+    """Where the copy came from, for logs (`Delivery.origin`)."""
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # Added with the IMAP poller; spools of older versions get them (ttrd.storage.spool).
+    source: str = Field(default="smtp", sa_column=Column(Text, nullable=False, server_default="smtp"))
+    owner: str | None = None
+    folder: str | None = None
+    internal_ts: float | None = None
+
+
+class ImapFolderRow(SQLModel, table=True):
+    """How far the IMAP poller has read one folder of one account (kept in the spool's database, so
+    that the copies fetched and the UID they bring the folder to are committed together)."""
+
+    __tablename__ = "imap_folders"
+    __table_args__ = _NO_ROWID
+    account: str = Field(primary_key=True)
+    folder: str = Field(primary_key=True)
+    uidvalidity: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_uid: int = Field(sa_column=Column(BigInteger, nullable=False))
+    """Every message up to this UID is in the spool (or already ingested)."""
+    synced_ts: float
+    """When the folder was last read through to its end."""
 
 
 class ReplyHistogramRow(SQLModel, table=True):
@@ -157,5 +179,8 @@ REJECTS = RejectRow.__table__  # type: ignore[attr-defined]
 COUNTERS = CounterRow.__table__  # type: ignore[attr-defined]
 SCHEMA = SchemaInfo.__table__  # type: ignore[attr-defined]
 SPOOL = SpoolRow.__table__  # type: ignore[attr-defined]
+IMAP_FOLDERS = ImapFolderRow.__table__  # type: ignore[attr-defined]
+SPOOL_ONLY = (SPOOL, IMAP_FOLDERS)
+"""Tables of the spool's database alone (the spool keeps its own counters too)."""
 HISTOGRAM = ReplyHistogramRow.__table__  # type: ignore[attr-defined]
 STATE = StateRow.__table__  # type: ignore[attr-defined]

@@ -36,7 +36,7 @@ from ttrd.storage.models import (
     MESSAGES,
     REJECTS,
     SCHEMA,
-    SPOOL,
+    SPOOL_ONLY,
     STATE,
     TOKENS,
 )
@@ -73,7 +73,7 @@ class SqlStore:
         with self.engine.begin() as connection:
             # The spool has a database of its own on SQLite (ttrd.storage.spool says why).
             SQLModel.metadata.create_all(
-                connection, tables=[t for t in SQLModel.metadata.sorted_tables if t is not SPOOL]
+                connection, tables=[t for t in SQLModel.metadata.sorted_tables if t not in SPOOL_ONLY]
             )
             version = connection.execute(select(SCHEMA.c.version)).scalar()
             if version is None:
