@@ -77,12 +77,14 @@ class Ttrd:
     notifications: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     """Extra environment variables of the daemon (PYTHONPATH to inject a fault, say)."""
+    base_config: str = CONFIG
+    """Organisation, agents and mailboxes (a scenario's own, say); storage and ports are added."""
 
     def __post_init__(self) -> None:
         self.storage_url = self.storage_url or f"sqlite:///{self.folder / 'ttrd.db'}"
         self.config = self.folder / "ttrd.toml"
         self.config.write_text(
-            CONFIG
+            self.base_config
             + self.extra_config.replace("{port}", str(self.smtp_port))
             + f'\n[storage]\nurl = "{self.storage_url}"\n'
             + f'\n[metrics]\nlisten = "127.0.0.1:{self.metrics_port}"\n'

@@ -195,3 +195,21 @@ def test_a_server_that_stops_answering_mid_fetch_is_given_up_and_read_again(
             assert "imap support-imap: timeout failure" in ttrd.log.read_text()
     finally:
         proxy.close()
+
+
+def test_a_daemon_killed_mid_sync_fetches_again_and_doubles_nothing(tmp_path: Path, dovecot: Dovecot) -> None:
+    for number in range(600):
+        question = mail(f"q{number}@cust", f"c{number}@cust.net", "support@example.com", number % 600,
+                        subject=f"Case {number}")  # fmt: skip
+        put(dovecot, "support@example.com", "INBOX", question)
+    ttrd = Ttrd(tmp_path, TEAM + imap_accounts(tmp_path, dovecot, {"support": "support@example.com"}))
+    try:
+        ttrd.start()
+        wait_for(lambda: 0 < metric(ttrd.metrics(), "ttrd_imap_messages_total") < 600, timeout=60)
+        ttrd.kill()  # SIGKILL: some chunks spooled, the rest not yet fetched
+        ttrd.start()
+        wait_for(lambda: len(items(ttrd)) == 600, timeout=120)
+        assert sorted(key[1] for key in items(ttrd)) == sorted(f"q{n}@cust" for n in range(600))
+        assert ttrd.stop() == 0
+    finally:
+        ttrd.close()

@@ -139,3 +139,17 @@ def test_folders_by_name_by_special_use_and_by_localised_sent_names() -> None:
 def test_uid_sets_are_short() -> None:
     assert _uid_set([1, 2, 3, 7, 9, 10]) == "1:3,7,9:10"
     assert _uid_set([4]) == "4"
+
+
+def test_backoff_grows_with_jitter_honours_a_server_s_pause_and_resets() -> None:
+    import random
+
+    from ttrd.imap.poller import BACKOFF_MAX_SECONDS, _Backoff
+
+    backoff = _Backoff(rng=random.Random(1))
+    pauses = [backoff.next(None) for _ in range(12)]
+    assert all(0 <= pause <= BACKOFF_MAX_SECONDS for pause in pauses)
+    assert backoff.delay == BACKOFF_MAX_SECONDS  # doubled up to the ceiling
+    assert backoff.next(900.0) == 900.0  # a throttling server's pause wins over a shorter jitter
+    backoff.reset()
+    assert backoff.next(None) <= 1.0
