@@ -192,7 +192,7 @@ def test_a_server_that_stops_answering_mid_fetch_is_given_up_and_read_again(
             wait_for(lambda: metric(ttrd.metrics(), "ttrd_imap_polls_total", result="timeout") >= 1)
             wait_for(lambda: len(items(ttrd)) == 21, timeout=60)
             assert metric(ttrd.metrics(), "ttrd_imap_messages_total") == 20
-            assert "imap support-imap: timeout failure" in ttrd.log.read_text()
+            assert "imap support-imap: timeout failure in INBOX" in ttrd.log.read_text()
     finally:
         proxy.close()
 

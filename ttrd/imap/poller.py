@@ -87,6 +87,8 @@ class AccountPoller:
         self.status = AccountStatus(last_success=max((s.synced_at for s in folders.values()), default=None))
         self._states = dict(folders)
         self._backoff = _Backoff()
+        self._folder: str | None = None
+        """The folder being read or watched, for the logs."""
 
     async def run(self) -> None:
         """Poll until cancelled."""
@@ -107,9 +109,11 @@ class AccountPoller:
     def _failed(self, kind: str, problem: str) -> None:
         self.status.up = False
         self.spooler.count(POLLS, f"{self.account.id}/{kind}")
-        log.warning("imap %s: %s failure: %s; trying again later", self.account.id, kind, problem)
+        where = f" in {self._folder}" if self._folder else ""
+        log.warning("imap %s: %s failure%s: %s; trying again later", self.account.id, kind, where, problem)
 
     async def _session(self) -> None:
+        self._folder = None
         credentials = Credentials.read(self.account)
         connection = await ImapConnection.open(self.account, credentials, self.account.timeout_seconds)
         try:
@@ -138,6 +142,7 @@ class AccountPoller:
 
     async def _sync(self, connection: ImapConnection, folder: ChosenFolder) -> None:
         """Read one folder from its last seen UID to its end."""
+        self._folder = folder.name
         selected = await connection.examine(folder.name)
         state = self._states.get(folder.name)
         if state is not None and state.uidvalidity != selected.uidvalidity:
@@ -195,6 +200,7 @@ class AccountPoller:
             await asyncio.sleep(seconds)
             return
         watched = folders[0]
+        self._folder = watched.name
         selected = await connection.examine(watched.name)
         if self._changed(watched, selected.uidvalidity, selected.uidnext):
             return  # mail came while the other folders were read: read again at once
