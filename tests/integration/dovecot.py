@@ -77,9 +77,11 @@ ssl = yes
 ssl_cert = <{folder}/cert.pem
 ssl_key = <{folder}/key.pem
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{oauth2_mechanisms}
 auth_failure_delay = 0
-passdb {{
+# Any user name (Exchange's DOMAIN\\user\\alias form included): the client must quote it.
+auth_username_chars =
+{oauth2_passdb}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {folder}/users
 }}
@@ -149,6 +151,10 @@ class Dovecot:
     none). Change it before `start()` (or before a `restart()`): `{"Gesendete Objekte": "\\\\Sent"}`."""
     passwords: dict[str, str] = field(default_factory=dict)
     """Login -> password of every user; change them with `add_user` and `set_password`."""
+    tokeninfo_url: str | None = None
+    """Where Dovecot's oauth2 passdb checks XOAUTH2/OAUTHBEARER tokens (it appends the token); None:
+    no OAuth 2.0. The answer must be JSON with `active` (true) and `username`, as Microsoft's and
+    Google's token-info endpoints give."""
     process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _frozen: list[tuple[int, int]] = field(default_factory=list, init=False, repr=False)
     _users_mtime: int = field(default=0, init=False, repr=False)
@@ -467,7 +473,22 @@ class Dovecot:
             use = f"    special_use = {special_use}\n" if special_use else ""
             mailboxes += f'  mailbox "{quoted}" {{\n{use}    auto = subscribe\n  }}\n'
         self.config.write_text(CONFIG.format(folder=self.folder, uid=MAIL_ID, port=self.port,
-                                             tls_port=self.tls_port, mailboxes=mailboxes))  # fmt: skip
+                                             tls_port=self.tls_port, mailboxes=mailboxes,
+                                             **self._oauth2()))  # fmt: skip
+
+    def _oauth2(self) -> dict[str, str]:
+        if self.tokeninfo_url is None:
+            return {"oauth2_mechanisms": "", "oauth2_passdb": ""}
+        settings = self.folder / "oauth2.conf"
+        settings.write_text(
+            f"tokeninfo_url = {self.tokeninfo_url}\nusername_attribute = username\n"
+            "active_attribute = active\nactive_value = true\n"
+        )
+        settings.chmod(0o644)
+        passdb = (
+            f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {settings}\n}}\n"
+        )
+        return {"oauth2_mechanisms": " xoauth2 oauthbearer", "oauth2_passdb": passdb}
 
     def _write_users(self) -> None:
         users = self.folder / "users"

@@ -213,3 +213,100 @@ def test_a_daemon_killed_mid_sync_fetches_again_and_doubles_nothing(tmp_path: Pa
         assert ttrd.stop() == 0
     finally:
         ttrd.close()
+
+
+class TokenInfo:
+    """A stand-in for an OAuth 2.0 token-info endpoint: tokens in `valid` are active for `username`."""
+
+    def __init__(self, username: str) -> None:
+        import json
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+
+        self.valid: set[str] = set()
+        self.asked: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                token = self.path.rsplit("=", 1)[-1]
+                outer.asked.append(token)
+                body = json.dumps({"active": token in outer.valid, "username": username}).encode()
+                self.send_response(200 if token in outer.valid else 401)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *arguments: object) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/tokeninfo?access_token="
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def test_xoauth2_with_a_token_file_an_external_refresher_rewrites(tmp_path: Path) -> None:
+    import tempfile
+
+    from tests.integration.dovecot import PREFIX, require_dovecot
+
+    require_dovecot()
+    tokens = TokenInfo("support@example.com")
+    server = Dovecot(Path(tempfile.mkdtemp(prefix=PREFIX)), tokeninfo_url=tokens.url)
+    (tmp_path / "support.token").write_text("expired-token\n")
+    account = (
+        '\n[[imap.accounts]]\nid = "support-imap"\nowner = "support"\nhost = "127.0.0.1"\n'
+        f'port = {server.port}\ntls = "starttls"\ntls_ca_file = "{server.ca_file}"\n'
+        'username = "support@example.com"\noauth2_token_file = "support.token"\npoll_seconds = 1\n'
+        "timeout_seconds = 5\n"
+    )
+    try:
+        server.add_user("support@example.com", "not-used")
+        server.start()
+        put(server, "support@example.com", "INBOX", mail("q1@cust", "jo@cust.net", "support@example.com", 0))
+        ttrd = Ttrd(tmp_path, TEAM + account)
+        try:
+            ttrd.start()
+            # A refused token is an auth failure at once, not a hang until the deadline.
+            wait_for(lambda: metric(ttrd.metrics(), "ttrd_imap_polls_total", result="auth") >= 1)
+            assert metric(ttrd.metrics(), "ttrd_imap_polls_total", result="timeout") == 0
+            tokens.valid.add("fresh-token")
+            fresh = tmp_path / ".support.token.new"
+            fresh.write_text("fresh-token\n")
+            fresh.replace(tmp_path / "support.token")  # as a refresher replaces its file
+            wait_for(lambda: ("support", "q1@cust") in items(ttrd), timeout=60)
+            assert {"expired-token", "fresh-token"} <= set(tokens.asked)
+            assert "token" not in ttrd.log.read_text().replace("support.token", "")
+            assert ttrd.stop() == 0
+        finally:
+            ttrd.close()
+    finally:
+        server.stop()
+        tokens.close()
+
+
+def test_a_user_name_that_needs_quoting_logs_in(tmp_path: Path, dovecot: Dovecot) -> None:
+    import imaplib
+
+    login = "support desk"  # a space: an IMAP atom cannot hold it, so the name must be quoted
+    quoted = '"' + login.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    dovecot.add_user(login, "wait")
+    dovecot.set_password(login, "secret")  # waits until Dovecot has read its passwd-file again
+    client = imaplib.IMAP4("127.0.0.1", dovecot.port)
+    try:
+        client.login(quoted, "secret")
+        raw, moment = mail("q1@cust", "jo@cust.net", "support@example.com", 0)
+        client.append("INBOX", "", imaplib.Time2Internaldate(moment), raw)
+    finally:
+        client.logout()
+    toml_login = login.replace("\\", "\\\\").replace('"', '\\"')
+    ttrd = Ttrd(tmp_path, TEAM + imap_accounts(tmp_path, dovecot, {"support": toml_login}))
+    try:
+        ttrd.start()
+        wait_for(lambda: ("support", "q1@cust") in items(ttrd))
+        assert ttrd.stop() == 0
+    finally:
+        ttrd.close()

@@ -134,6 +134,12 @@ def test_folders_by_name_by_special_use_and_by_localised_sent_names() -> None:
         ("INBOX", "inbox"),
     ]
     assert choose(["\\Sent"], [folder("INBOX"), folder("Sent", "\\Noselect")]) == ([], ["\\Sent"])
+    # A Sent folder named by its (localised) name is a Sent folder, flagged or not.
+    unflagged = [folder("INBOX"), folder("Sent Items"), folder("Archive")]
+    assert [(c.name, c.role) for c in choose(["Sent Items", "Archive"], unflagged)[0]] == [
+        ("Sent Items", "sent"),
+        ("Archive", "inbox"),
+    ]
 
 
 def test_uid_sets_are_short() -> None:

@@ -201,9 +201,11 @@ class ImapConnection:
     async def _authenticate(self, credentials: Credentials) -> None:
         client = self._client
         if credentials.oauth2:
+            _answer_sasl_challenges(client.protocol)
             response = await self._call(client.xoauth2(credentials.username, credentials.secret))
         else:
-            response = await self._call(client.login(credentials.username, credentials.secret))
+            # aioimaplib quotes the password only; a user name such as DOMAIN\user must be quoted too.
+            response = await self._call(client.login(_quoted(credentials.username), credentials.secret))
         if response.result != "OK":
             text = _text(response)
             raise _refusal("auth", f"{credentials.username} was refused ({text})", text)
@@ -236,6 +238,22 @@ class ImapConnection:
             raise ImapFailure("timeout", "no answer in time") from None
         except (aioimaplib.AioImapException, ProtocolError, ValueError) as error:
             raise ImapFailure("protocol", str(error)) from None
+
+
+def _answer_sasl_challenges(protocol: Any) -> None:
+    """Refused XOAUTH2 credentials come as a `+` challenge (the error, base64) that waits for an empty
+    line before the tagged NO (RFC 7628 §3.2.3; Google, Microsoft and Dovecot do it). aioimaplib never
+    answers it, so the AUTHENTICATE would hang; this protocol instance answers it."""
+    continuation = protocol._continuation
+
+    def answer(line: bytes) -> None:
+        command = protocol.pending_sync_command
+        if command is not None and command.name == "AUTHENTICATE":
+            protocol.transport.write(b"\r\n")
+            return
+        continuation(line)
+
+    protocol._continuation = answer
 
 
 async def _result_of(future: Awaitable[Any]) -> Any:

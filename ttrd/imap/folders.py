@@ -4,9 +4,9 @@ An entry is `INBOX`, a folder name (`Archive`, `INBOX/Support`), or `\\Flag`: th
 marks with that SPECIAL-USE flag (RFC 6154), e.g. `\\Sent`. A server without SPECIAL-USE still has a
 Sent folder under one of a few dozen common (and localised) names, which `\\Sent` falls back to.
 
-A folder is read as a Sent folder (its owner sent what it holds) when it is the `\\Sent` folder;
-every other folder as holding mail its owner received: INBOX, the folders server rules file mail
-into, archives of received mail.
+A folder is read as a Sent folder (its owner sent what it holds) when it is the `\\Sent` folder, the
+server flags it so, or its name is one of the Sent names; every other folder as holding mail its owner
+received: INBOX, the folders server rules file mail into, archives of received mail.
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ def _matches(entry: str, listed: Sequence[ListedFolder]) -> list[ListedFolder]:
 
 
 def _is_sent(entry: str, folder: ListedFolder) -> bool:
-    return entry.lower() == "\\sent" or "\\sent" in folder.flags
+    """The `\\Sent` entry; a folder the server flags `\\Sent`; a folder named by one of SENT_NAMES."""
+    return entry.lower() == "\\sent" or "\\sent" in folder.flags or _leaf(folder).casefold() in SENT_NAMES
 
 
 def _leaf(folder: ListedFolder) -> str:

@@ -118,6 +118,7 @@ class AccountPoller:
         connection = await ImapConnection.open(self.account, credentials, self.account.timeout_seconds)
         try:
             folders = await self._folders(connection)
+            self.status.up = True  # a working session, a first backfill included
             while True:
                 await self._poll(connection, folders)
                 await self._wait(connection, folders)
@@ -135,7 +136,6 @@ class AccountPoller:
     async def _poll(self, connection: ImapConnection, folders: list[ChosenFolder]) -> None:
         for folder in folders:
             await self._sync(connection, folder)
-        self.status.up = True
         self.status.last_success = self.clock()
         self.spooler.count(POLLS, f"{self.account.id}/ok")
         self._backoff.reset()
