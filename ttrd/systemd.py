@@ -3,9 +3,10 @@
 `ttrd run` is a `Type=notify` service (systemd/ttrd.service): it says `READY=1` once the SMTP sink
 accepts mail, `WATCHDOG=1` from a periodic check that has just proven the event loop and the storage
 alive, `STOPPING=1` when it starts draining on SIGTERM. Every function here is a no-op that returns
-False when the process is not under systemd ($NOTIFY_SOCKET unset), and none raises because the
-socket is missing or broken: telling systemd is best effort, and losing mail because a status line
-could not be sent would be absurd. Failures are logged at debug level.
+False when the process is not under systemd ($NOTIFY_SOCKET unset), and none raises or waits because
+the socket is missing, broken or full (a message systemd has no room for is dropped): telling
+systemd is best effort, and losing mail because a status line could not be sent would be absurd.
+Failures are logged at debug level.
 
 The protocol: one datagram of newline-separated `NAME=value` assignments to the AF_UNIX datagram
 socket named by $NOTIFY_SOCKET (a leading "@" means the abstract namespace). systemd identifies the
@@ -31,8 +32,6 @@ import socket
 
 log = logging.getLogger(__name__)
 
-# A send blocks only while systemd's receive queue is full; never stall the caller's loop longer.
-_SEND_TIMEOUT_SECONDS = 1.0
 _ENVIRONMENT = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 
 
@@ -53,7 +52,9 @@ def notify(*states: str) -> bool:
     message = "\n".join(states).encode("utf-8", "replace")
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.settimeout(_SEND_TIMEOUT_SECONDS)
+            # Never wait: with systemd's queue full, a send with a timeout spins on EAGAIN for all of
+            # it (poll says writable, the receiver's queue is what is full) and stalls the event loop.
+            sock.setblocking(False)
             sock.sendto(message, address)
     except (OSError, ValueError) as error:
         log.debug("cannot notify systemd at %r: %s", os.environ.get("NOTIFY_SOCKET"), error)

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -75,6 +76,7 @@ class Ttrd:
     storage_url: str = ""
     process: subprocess.Popen[bytes] | None = None
     notifications: list[str] = field(default_factory=list)
+    _listener: threading.Thread | None = field(default=None, init=False, repr=False)
     env: dict[str, str] = field(default_factory=dict)
     """Extra environment variables of the daemon (PYTHONPATH to inject a fault, say)."""
     base_config: str = CONFIG
@@ -101,25 +103,29 @@ class Ttrd:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen([str(TTRD), "run", "--config", str(self.config)], stdout=log,
                                             stderr=subprocess.STDOUT, env=env)  # fmt: skip
+        if self._listener is None:  # read the notify socket all along, as systemd does
+            self._listener = threading.Thread(target=self._listen, daemon=True)
+            self._listener.start()
         deadline = time.monotonic() + timeout
         while "READY=1" not in self.notifications:
             if self.process.poll() is not None:
                 raise AssertionError(f"ttrd run exited {self.process.returncode}:\n{self.log.read_text()}")
             if time.monotonic() > deadline:
                 raise AssertionError(f"no READY=1 after {timeout} s:\n{self.log.read_text()}")
-            self._receive()
+            time.sleep(0.02)
         return self
 
-    def _receive(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            self.notifications.extend(self._notify.recv(4096).decode().splitlines())
+    def _listen(self) -> None:
+        with contextlib.suppress(OSError):  # closed
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    self.notifications.extend(self._notify.recv(4096).decode().splitlines())
 
     def stop(self, timeout: float = 60.0) -> int:
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
         code = self.process.wait(timeout)
-        for _ in range(5):
-            self._receive()
+        time.sleep(0.3)  # the listener reads what came last
         return code
 
     def kill(self) -> None:

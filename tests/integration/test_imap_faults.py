@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -137,15 +138,18 @@ def test_a_connection_cut_during_idle_is_reopened(tmp_path: Path, dovecot: Dovec
 
 
 class StallingProxy:
-    """A TCP proxy to Dovecot that, once, stops passing the server's answer after the client sends FETCH."""
+    """A TCP proxy to Dovecot that, once, stops passing the server's answer after the client sends FETCH
+    (when `armed`), and that can hold every answer of the server for `delay` seconds (a slow link)."""
 
-    def __init__(self, upstream: int) -> None:
+    def __init__(self, upstream: int, delay: float = 0.0, *, armed: bool = True) -> None:
         self.upstream = upstream
+        self.delay = delay
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port: int = self.server.getsockname()[1]
         self.armed = threading.Event()
         self.stalled = threading.Event()
-        self.armed.set()
+        if armed:
+            self.armed.set()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -170,6 +174,8 @@ class StallingProxy:
                     self.stalled.set()
                 if not from_client and stall.is_set():
                     continue  # the server's answers are swallowed: to the client, it stopped answering
+                if not from_client and self.delay:
+                    time.sleep(self.delay)
                 target.sendall(data)
 
     def close(self) -> None:
@@ -202,7 +208,9 @@ def test_a_daemon_killed_mid_sync_fetches_again_and_doubles_nothing(tmp_path: Pa
         question = mail(f"q{number}@cust", f"c{number}@cust.net", "support@example.com", number % 600,
                         subject=f"Case {number}")  # fmt: skip
         put(dovecot, "support@example.com", "INBOX", question)
-    ttrd = Ttrd(tmp_path, TEAM + imap_accounts(tmp_path, dovecot, {"support": "support@example.com"}))
+    proxy = StallingProxy(dovecot.port, delay=0.05, armed=False)  # a slow link: the first read takes seconds
+    owners = {"support": "support@example.com"}
+    ttrd = Ttrd(tmp_path, TEAM + imap_accounts(tmp_path, dovecot, owners, port=proxy.port))
     try:
         ttrd.start()
         wait_for(lambda: 0 < metric(ttrd.metrics(), "ttrd_imap_messages_total") < 600, timeout=60)
@@ -213,6 +221,7 @@ def test_a_daemon_killed_mid_sync_fetches_again_and_doubles_nothing(tmp_path: Pa
         assert ttrd.stop() == 0
     finally:
         ttrd.close()
+        proxy.close()
 
 
 class TokenInfo:

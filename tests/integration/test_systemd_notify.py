@@ -181,16 +181,12 @@ def test_a_stream_socket_is_broken_too(short_dir: Path, monkeypatch: pytest.Monk
         assert systemd.notify("READY=1") is False
 
 
-def test_a_full_receive_queue_makes_notify_give_up_then_recover(
-    path_socket: socket.socket, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+def test_a_full_receive_queue_makes_notify_drop_at_once_then_recover(
+    path_socket: socket.socket, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A systemd that does not read must not stall the daemon's event loop for good.
-
-    Once the kernel's queue is full, a send gives up at the send timeout: notify() returns False and
-    logs the timeout, and works again once systemd has read. How long giving up takes is measured by
-    bench/core_speed.py; the alarm below only turns a send that blocks for good into a failure.
-    """
-    monkeypatch.setattr(systemd, "_SEND_TIMEOUT_SECONDS", 0.05)
+    """A systemd that does not read must not stall the daemon's event loop: with its queue full a
+    message is dropped at once (notify() returns False and logs why), and sending works again once
+    systemd has read. The alarm only turns a send that blocks into a failure."""
     caplog.set_level(logging.DEBUG, logger=systemd.__name__)
 
     def hung(signum: int, frame: object) -> None:
@@ -209,7 +205,7 @@ def test_a_full_receive_queue_makes_notify_give_up_then_recover(
         signal.signal(signal.SIGALRM, previous)
     assert sent > 0
     [record] = caplog.records
-    assert record.levelno == logging.DEBUG and "timed out" in record.getMessage()
+    assert record.levelno == logging.DEBUG and "Resource temporarily unavailable" in record.getMessage()
     path_socket.setblocking(False)
     for _ in range(sent):
         assert path_socket.recv(4096) == b"WATCHDOG=1"
